@@ -1,0 +1,1 @@
+//! Checkpoints (being built): committed offsets per file, replaced atomically.

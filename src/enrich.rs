@@ -1,0 +1,1 @@
+//! Enrichment (being built): turns parsed fields into records.

@@ -1,0 +1,1 @@
+//! Squid log format engine (being built): compiles a logformat into a parser.

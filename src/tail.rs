@@ -1,0 +1,1 @@
+//! Tailer (being built): follows log files through rotation.
