@@ -1,1 +1,149 @@
-//! Command line (being built).
+//! The command line: argument definitions, logging set-up and one function
+//! per command. This is the binary's edge, so errors here are `anyhow`
+//! errors, printed as one line on stderr, and outcomes become exit codes.
+
+mod config_cmd;
+mod log_cmd;
+mod query_cmd;
+mod when;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{self, Config, LogFormat, Overrides};
+
+pub use when::parse_time;
+
+/// Exit status for success.
+pub const EXIT_OK: u8 = 0;
+/// Exit status when some input was bad but the command finished (`parse`).
+pub const EXIT_PARTIAL: u8 = 1;
+/// Exit status for a usage, configuration or database error.
+pub const EXIT_ERROR: u8 = 2;
+
+const ABOUT: &str = "Keeps an exactly-once audit trail of the outbound calls that pass through a \
+                     Squid egress proxy, in PostgreSQL/Neon or an embedded SQLite file.";
+
+const EXAMPLES: &str = "Examples:
+  egress-audit log crawler https://api.example.com/v1/items GET 200 123
+  egress-audit query stats
+  egress-audit query recent crawler 20
+  DATABASE_URL=postgres://app@db.example/audit?sslmode=verify-full egress-audit migrate";
+
+/// egress-audit
+#[derive(Debug, Parser)]
+#[command(name = "egress-audit", version, about = ABOUT, after_help = EXAMPLES)]
+pub struct Cli {
+    /// Config file (default: /etc/egress-audit/config.toml when it exists).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Database URL: sqlite://PATH or postgres://… (overrides DATABASE_URL and the file).
+    #[arg(long, global = true, value_name = "URL")]
+    pub database_url: Option<String>,
+
+    /// Directory for checkpoints and other state (overrides `state_dir`).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Record one call by hand and print its id.
+    Log(log_cmd::LogArgs),
+    /// Ask the store a question.
+    #[command(subcommand)]
+    Query(query_cmd::QueryCommand),
+    /// Print the effective configuration, secrets masked.
+    #[command(
+        after_help = "Example:\n  egress-audit --config /etc/egress-audit/config.toml config"
+    )]
+    Config,
+    /// Create or update the database schema.
+    #[command(
+        after_help = "Example:\n  DATABASE_URL=postgres://app@127.0.0.1/audit egress-audit migrate"
+    )]
+    Migrate,
+}
+
+/// Parses the command line, runs the command and returns its exit status.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let overrides = Overrides {
+        database_url: cli.database_url.clone(),
+        state_dir: cli.state_dir.clone(),
+    };
+    let config = match config::load(cli.config.as_deref(), &overrides) {
+        Ok(config) => config,
+        Err(e) => return fail(&anyhow::Error::new(e)),
+    };
+    init_tracing(&config);
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => return fail(&anyhow::anyhow!("cannot start the async runtime: {e}")),
+    };
+    match runtime.block_on(dispatch(cli, config)) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) if is_broken_pipe(&e) => ExitCode::from(EXIT_OK),
+        Err(e) => fail(&e),
+    }
+}
+
+async fn dispatch(cli: Cli, config: Config) -> anyhow::Result<u8> {
+    match cli.command {
+        Command::Log(args) => log_cmd::run(&config, args).await,
+        Command::Query(query) => query_cmd::run(&config, query).await,
+        Command::Config => config_cmd::show(&config),
+        Command::Migrate => config_cmd::migrate(&config).await,
+    }
+}
+
+/// Prints the error chain as one line and returns the error exit status.
+fn fail(error: &anyhow::Error) -> ExitCode {
+    eprintln!("egress-audit: {error:#}");
+    ExitCode::from(EXIT_ERROR)
+}
+
+/// True when the error is a closed pipe (`egress-audit query … | head`),
+/// which is not a failure.
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// Sets up diagnostics on stderr: `RUST_LOG` or `log.level`, text or JSON,
+/// and no timestamps when the journal adds its own.
+fn init_tracing(config: &Config) {
+    use tracing_subscriber::EnvFilter;
+
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(&config.log.level))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let under_journal = std::env::var_os("JOURNAL_STREAM").is_some();
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    let result = match (config.log.format, under_journal) {
+        (LogFormat::Json, _) => builder.json().try_init(),
+        (LogFormat::Text, true) => builder.without_time().try_init(),
+        (LogFormat::Text, false) => builder.try_init(),
+    };
+    // A subscriber already set (tests calling in twice) is fine.
+    drop(result);
+}

@@ -1,0 +1,94 @@
+//! Store errors, worded for an operator: which database, what went wrong and
+//! what to check. A connection string's password never appears in them.
+
+/// Something the store could not do.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The URL names a database this build does not support.
+    #[error("database url scheme {scheme:?} is not supported: use sqlite://PATH or postgres://…")]
+    Scheme {
+        /// The scheme given.
+        scheme: String,
+    },
+    /// The URL could not be understood.
+    #[error("database url is invalid: {reason}")]
+    Url {
+        /// What the driver said (without the URL itself).
+        reason: String,
+    },
+    /// The database did not answer or refused the connection.
+    #[error("cannot connect to {target}: {reason}; {hint}")]
+    Connect {
+        /// `PostgreSQL at host:port, database NAME` or `SQLite file PATH`.
+        target: String,
+        /// What went wrong.
+        reason: String,
+        /// What to check.
+        hint: &'static str,
+    },
+    /// The SQLite file cannot be written.
+    #[error("SQLite file {path} is read-only: check its permissions and its directory's")]
+    ReadOnly {
+        /// The file.
+        path: String,
+    },
+    /// Bringing the schema up to date failed.
+    #[error("migrating the {backend} schema failed: {reason}")]
+    Migrate {
+        /// `sqlite` or `postgres`.
+        backend: &'static str,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A statement failed.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+impl StoreError {
+    /// True when trying again later may succeed: the connection broke, the
+    /// server is shutting down or overloaded, a deadlock or serialization
+    /// failure, a timeout. A value the database rejects is not retryable.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            StoreError::Connect { .. } => true,
+            StoreError::Database(e) => is_retryable_sqlx(e),
+            _ => false,
+        }
+    }
+}
+
+/// PostgreSQL SQLSTATE classes and codes that heal by themselves.
+const RETRYABLE_STATES: &[&str] = &[
+    "40001", // serialization_failure
+    "40P01", // deadlock_detected
+    "53300", // too_many_connections
+    "57P01", // admin_shutdown
+    "57P02", // crash_shutdown
+    "57P03", // cannot_connect_now
+    "57014", // query_canceled (statement_timeout)
+    "55P03", // lock_not_available
+    "08000", "08003", "08006", "08001", "08004", // connection exceptions
+];
+
+fn is_retryable_sqlx(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Protocol(_) => true,
+        sqlx::Error::Database(db) => match db.code() {
+            Some(code) => {
+                RETRYABLE_STATES.contains(&code.as_ref())
+                    // SQLite: SQLITE_BUSY (5) and SQLITE_LOCKED (6).
+                    || code == "5"
+                    || code == "6"
+            }
+            None => false,
+        },
+        _ => false,
+    }
+}

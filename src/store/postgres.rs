@@ -1,0 +1,142 @@
+//! PostgreSQL and Neon: connection with TLS and timeouts, and batched writes
+//! by binary COPY into a per-connection staging table followed by one
+//! `INSERT … ON CONFLICT (id) DO NOTHING`, so rows already stored are skipped.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, Connection, Executor, PgPool};
+
+use super::{StoreError, WriteOutcome, copy};
+use crate::config::DatabaseConfig;
+use crate::record::Record;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Most connections one process opens: the daemon writes from one task and
+/// queries are single statements, so a few suffice and Neon's limits stay far.
+const MAX_CONNECTIONS: u32 = 4;
+
+/// Created once per connection; emptied by every commit.
+const STAGING_DDL: &str = "CREATE TEMP TABLE IF NOT EXISTS egress_staging \
+     (LIKE tq_egress_audit INCLUDING DEFAULTS) ON COMMIT DELETE ROWS";
+
+const COPY_STAGING: &str = concat!(
+    "COPY egress_staging (",
+    copy::columns!(),
+    ") FROM STDIN (FORMAT binary)"
+);
+
+const INSERT_FROM_STAGING: &str = concat!(
+    "INSERT INTO tq_egress_audit (",
+    copy::columns!(),
+    ") SELECT ",
+    copy::columns!(),
+    " FROM egress_staging ON CONFLICT (id) DO NOTHING"
+);
+
+pub(super) async fn connect(config: &DatabaseConfig) -> Result<PgPool, StoreError> {
+    let options = PgConnectOptions::from_str(&config.url)
+        .map_err(|e| StoreError::Url {
+            reason: redact(&e.to_string(), &config.url),
+        })?
+        .options([("statement_timeout", millis(config.statement_timeout))]);
+    let target = describe(&options);
+
+    // One direct connection first: a pool only reports that it timed out,
+    // while a connection says what actually went wrong (refused, TLS, auth).
+    let probe = tokio::time::timeout(config.connect_timeout, options.connect()).await;
+    match probe {
+        Ok(Ok(connection)) => connection.close().await?,
+        Ok(Err(e)) => return Err(connect_error(e, &target, &config.url)),
+        Err(_) => {
+            return Err(StoreError::Connect {
+                target,
+                reason: format!("no answer within {:?}", config.connect_timeout),
+                hint: "check that the host and port are right and reachable; raise \
+                       database.connect_timeout for a slow network",
+            });
+        }
+    }
+
+    Ok(PgPoolOptions::new()
+        .max_connections(MAX_CONNECTIONS)
+        .acquire_timeout(config.connect_timeout)
+        .connect_lazy_with(options))
+}
+
+pub(super) async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
+    MIGRATOR.run(pool).await.map_err(|e| StoreError::Migrate {
+        backend: "postgres",
+        reason: e.to_string(),
+    })
+}
+
+pub(super) async fn write(pool: &PgPool, rows: &[Record]) -> Result<WriteOutcome, StoreError> {
+    let mut buf = Vec::with_capacity(rows.len() * 256);
+    copy::encode_header(&mut buf);
+    for row in rows {
+        copy::encode_row(&mut buf, row);
+    }
+    copy::encode_trailer(&mut buf);
+
+    let mut tx = pool.begin().await?;
+    tx.execute(STAGING_DDL).await?;
+    let mut sink = tx.copy_in_raw(COPY_STAGING).await?;
+    sink.send(buf).await?;
+    sink.finish().await?;
+    let written = tx.execute(INSERT_FROM_STAGING).await?.rows_affected();
+    tx.commit().await?;
+    Ok(WriteOutcome {
+        written,
+        duplicates: rows.len() as u64 - written,
+    })
+}
+
+fn millis(duration: Duration) -> String {
+    format!("{}ms", duration.as_millis())
+}
+
+/// `PostgreSQL at HOST:PORT, database NAME`: enough to find it, no secrets.
+fn describe(options: &PgConnectOptions) -> String {
+    format!(
+        "PostgreSQL at {}:{}, database {}",
+        options.get_host(),
+        options.get_port(),
+        options.get_database().unwrap_or("(default)")
+    )
+}
+
+fn connect_error(error: sqlx::Error, target: &str, url: &str) -> StoreError {
+    let reason = redact(&error.to_string(), url);
+    let hint = match &error {
+        sqlx::Error::Tls(_) => {
+            "check sslmode and the server's certificate (verify-full needs a name the \
+             certificate covers)"
+        }
+        sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("28P01" | "28000")) => {
+            "check the user name and password in the URL or DATABASE_URL"
+        }
+        sqlx::Error::Database(db) if db.code().as_deref() == Some("3D000") => {
+            "check the database name; create it first"
+        }
+        _ => "check that the server is running and reachable, and the host and port in the URL",
+    };
+    StoreError::Connect {
+        target: target.to_string(),
+        reason,
+        hint,
+    }
+}
+
+/// Removes the password from any text that might echo the URL.
+fn redact(text: &str, url: &str) -> String {
+    match url::Url::parse(url)
+        .ok()
+        .and_then(|u| u.password().map(str::to_string))
+    {
+        Some(password) if !password.is_empty() => text.replace(&password, "***"),
+        _ => text.to_string(),
+    }
+}
