@@ -19,16 +19,30 @@ fn text(v: &str) -> Value {
 }
 
 fn window() -> Filters {
-    Filters { since: Some(base()), until: Some(base() + Span::hours(3)), ..Filters::default() }
+    Filters {
+        since: Some(base()),
+        until: Some(base() + Span::hours(3)),
+        ..Filters::default()
+    }
 }
 
 /// The values of the named columns, row by row.
 fn pick(table: &Table, names: &[&str]) -> Vec<Vec<Value>> {
     let idx: Vec<usize> = names
         .iter()
-        .map(|n| table.columns.iter().position(|c| c.name == *n).unwrap_or_else(|| panic!("{n}")))
+        .map(|n| {
+            table
+                .columns
+                .iter()
+                .position(|c| c.name == *n)
+                .unwrap_or_else(|| panic!("{n}"))
+        })
         .collect();
-    table.rows.iter().map(|r| idx.iter().map(|i| r[*i].clone()).collect()).collect()
+    table
+        .rows
+        .iter()
+        .map(|r| idx.iter().map(|i| r[*i].clone()).collect())
+        .collect()
 }
 
 /// Runs `query` on both stores, checks they agree, and returns the answer.
@@ -49,40 +63,102 @@ async fn loaded() -> (Store, Store, common::PgDatabase, common::SqliteDatabase) 
 #[tokio::test]
 async fn stats_per_bot() {
     let (pg, lite, _a, _b) = loaded().await;
-    let table = ask(&[&pg, &lite], Query::Stats { window: Duration::from_secs(86400) }, window()).await;
+    let table = ask(
+        &[&pg, &lite],
+        Query::Stats {
+            window: Duration::from_secs(86400),
+        },
+        window(),
+    )
+    .await;
     let got = pick(
         &table,
-        &["bot_name", "calls", "errors", "error_rate_pct", "avg_ms", "p50_ms", "p95_ms", "max_ms",
-          "request_bytes", "response_bytes", "destinations"],
+        &[
+            "bot_name",
+            "calls",
+            "errors",
+            "error_rate_pct",
+            "avg_ms",
+            "p50_ms",
+            "p95_ms",
+            "max_ms",
+            "request_bytes",
+            "response_bytes",
+            "destinations",
+        ],
     );
     assert_eq!(
         got,
         vec![
-            vec![text("alpha"), int(4), int(2), Value::Float(50.0), int(1650), int(200),
-                 int(6000), int(6000), int(800), int(2250), int(2)],
-            vec![text("beta"), int(3), int(1), Value::Float(33.3), int(6350), int(7000),
-                 int(12000), int(12000), int(1400), int(13100), int(2)],
-            vec![text("gamma"), int(1), int(0), Value::Float(0.0), int(10), int(10), int(10),
-                 int(10), int(0), int(0), int(1)],
+            vec![
+                text("alpha"),
+                int(4),
+                int(2),
+                Value::Float(50.0),
+                int(1650),
+                int(200),
+                int(6000),
+                int(6000),
+                int(800),
+                int(2250),
+                int(2)
+            ],
+            vec![
+                text("beta"),
+                int(3),
+                int(1),
+                Value::Float(33.3),
+                int(6350),
+                int(7000),
+                int(12000),
+                int(12000),
+                int(1400),
+                int(13100),
+                int(2)
+            ],
+            vec![
+                text("gamma"),
+                int(1),
+                int(0),
+                Value::Float(0.0),
+                int(10),
+                int(10),
+                int(10),
+                int(10),
+                int(0),
+                int(0),
+                int(1)
+            ],
         ]
     );
     let seen = pick(&table, &["first_seen", "last_seen"]);
-    assert_eq!(seen[0], vec![Value::Time(base()), Value::Time(base() + Span::minutes(70))]);
+    assert_eq!(
+        seen[0],
+        vec![Value::Time(base()), Value::Time(base() + Span::minutes(70))]
+    );
 }
 
 #[tokio::test]
 async fn stats_for_one_bot_and_one_group() {
     let (pg, lite, _a, _b) = loaded().await;
-    let stats = Query::Stats { window: Duration::from_secs(86400) };
+    let stats = Query::Stats {
+        window: Duration::from_secs(86400),
+    };
     let mut f = window();
     f.bot = Some("beta".into());
     let table = ask(&[&pg, &lite], stats.clone(), f).await;
-    assert_eq!(pick(&table, &["bot_name", "calls"]), vec![vec![text("beta"), int(3)]]);
+    assert_eq!(
+        pick(&table, &["bot_name", "calls"]),
+        vec![vec![text("beta"), int(3)]]
+    );
 
     let mut f = window();
     f.group = Some("research".into());
     let table = ask(&[&pg, &lite], stats.clone(), f).await;
-    assert_eq!(pick(&table, &["bot_name", "calls"]), vec![vec![text("alpha"), int(4)]]);
+    assert_eq!(
+        pick(&table, &["bot_name", "calls"]),
+        vec![vec![text("alpha"), int(4)]]
+    );
 
     let mut f = window();
     f.bot = Some("nobody".into());
@@ -92,30 +168,88 @@ async fn stats_for_one_bot_and_one_group() {
 #[tokio::test]
 async fn recent_is_newest_first_and_limited() {
     let (pg, lite, _a, _b) = loaded().await;
-    let table = ask(&[&pg, &lite], Query::Recent { limit: 3 }, Filters::default()).await;
-    let minutes: Vec<Value> = [130, 70, 65].iter().map(|m| Value::Time(base() + Span::minutes(*m))).collect();
+    let table = ask(
+        &[&pg, &lite],
+        Query::Recent { limit: 3 },
+        Filters::default(),
+    )
+    .await;
+    let minutes: Vec<Value> = [130, 70, 65]
+        .iter()
+        .map(|m| Value::Time(base() + Span::minutes(*m)))
+        .collect();
     assert_eq!(pick(&table, &["created_at"]).concat(), minutes);
 
-    let f = Filters { bot: Some("beta".into()), ..Filters::default() };
+    let f = Filters {
+        bot: Some("beta".into()),
+        ..Filters::default()
+    };
     let table = ask(&[&pg, &lite], Query::Recent { limit: 50 }, f).await;
-    assert_eq!(pick(&table, &["latency_ms"]).concat(), vec![int(12000), int(7000), int(50)]);
+    assert_eq!(
+        pick(&table, &["latency_ms"]).concat(),
+        vec![int(12000), int(7000), int(50)]
+    );
 }
 
 #[tokio::test]
 async fn top_destinations_by_host_and_by_url() {
     let (pg, lite, _a, _b) = loaded().await;
-    let q = Query::TopDestinations { limit: 20, by: DestinationKey::Host };
+    let q = Query::TopDestinations {
+        limit: 20,
+        by: DestinationKey::Host,
+    };
     let table = ask(&[&pg, &lite], q, Filters::default()).await;
     assert_eq!(
-        pick(&table, &["destination_host", "calls", "errors", "request_bytes", "response_bytes", "bots"]),
+        pick(
+            &table,
+            &[
+                "destination_host",
+                "calls",
+                "errors",
+                "request_bytes",
+                "response_bytes",
+                "bots"
+            ]
+        ),
         vec![
-            vec![text("api.one.example"), int(3), int(1), int(300), int(2200), int(1)],
-            vec![text("api.two.example"), int(3), int(2), int(900), int(4150), int(2)],
-            vec![text("api.three.example"), int(1), int(0), int(1000), int(9000), int(1)],
-            vec![text("plain.example"), int(1), int(0), int(0), int(0), int(1)],
+            vec![
+                text("api.one.example"),
+                int(3),
+                int(1),
+                int(300),
+                int(2200),
+                int(1)
+            ],
+            vec![
+                text("api.two.example"),
+                int(3),
+                int(2),
+                int(900),
+                int(4150),
+                int(2)
+            ],
+            vec![
+                text("api.three.example"),
+                int(1),
+                int(0),
+                int(1000),
+                int(9000),
+                int(1)
+            ],
+            vec![
+                text("plain.example"),
+                int(1),
+                int(0),
+                int(0),
+                int(0),
+                int(1)
+            ],
         ]
     );
-    let q = Query::TopDestinations { limit: 1, by: DestinationKey::Url };
+    let q = Query::TopDestinations {
+        limit: 1,
+        by: DestinationKey::Url,
+    };
     let table = ask(&[&pg, &lite], q, Filters::default()).await;
     assert_eq!(
         pick(&table, &["destination_url", "calls"]),
@@ -126,32 +260,74 @@ async fn top_destinations_by_host_and_by_url() {
 #[tokio::test]
 async fn errors_and_server_errors_newest_first() {
     let (pg, lite, _a, _b) = loaded().await;
-    let q = Query::Errors { server_only: false, limit: 50 };
+    let q = Query::Errors {
+        server_only: false,
+        limit: 50,
+    };
     let table = ask(&[&pg, &lite], q, Filters::default()).await;
-    assert_eq!(pick(&table, &["status_code"]).concat(), vec![int(503), int(500), int(404)]);
-    let q = Query::Errors { server_only: true, limit: 50 };
+    assert_eq!(
+        pick(&table, &["status_code"]).concat(),
+        vec![int(503), int(500), int(404)]
+    );
+    let q = Query::Errors {
+        server_only: true,
+        limit: 50,
+    };
     let table = ask(&[&pg, &lite], q, Filters::default()).await;
-    assert_eq!(pick(&table, &["status_code"]).concat(), vec![int(503), int(500)]);
-    let f = Filters { bot: Some("alpha".into()), ..Filters::default() };
-    let table = ask(&[&pg, &lite], Query::Errors { server_only: false, limit: 50 }, f).await;
-    assert_eq!(pick(&table, &["status_code"]).concat(), vec![int(500), int(404)]);
+    assert_eq!(
+        pick(&table, &["status_code"]).concat(),
+        vec![int(503), int(500)]
+    );
+    let f = Filters {
+        bot: Some("alpha".into()),
+        ..Filters::default()
+    };
+    let table = ask(
+        &[&pg, &lite],
+        Query::Errors {
+            server_only: false,
+            limit: 50,
+        },
+        f,
+    )
+    .await;
+    assert_eq!(
+        pick(&table, &["status_code"]).concat(),
+        vec![int(500), int(404)]
+    );
 }
 
 #[tokio::test]
 async fn timeseries_counts_per_bucket() {
     let (pg, lite, _a, _b) = loaded().await;
-    let q = Query::Timeseries { bucket: Duration::from_secs(3600), window: Duration::from_secs(86400) };
+    let q = Query::Timeseries {
+        bucket: Duration::from_secs(3600),
+        window: Duration::from_secs(86400),
+    };
     let table = ask(&[&pg, &lite], q, window()).await;
     assert!(table.bars);
     assert_eq!(
         pick(&table, &["bucket", "calls", "errors", "bytes"]),
         vec![
             vec![Value::Time(base()), int(5), int(2), int(6150)],
-            vec![Value::Time(base() + Span::hours(1)), int(2), int(1), int(1400)],
-            vec![Value::Time(base() + Span::hours(2)), int(1), int(0), int(10000)],
+            vec![
+                Value::Time(base() + Span::hours(1)),
+                int(2),
+                int(1),
+                int(1400)
+            ],
+            vec![
+                Value::Time(base() + Span::hours(2)),
+                int(1),
+                int(0),
+                int(10000)
+            ],
         ]
     );
-    let q = Query::Timeseries { bucket: Duration::from_secs(900), window: Duration::from_secs(86400) };
+    let q = Query::Timeseries {
+        bucket: Duration::from_secs(900),
+        window: Duration::from_secs(86400),
+    };
     let table = ask(&[&pg, &lite], q, window()).await;
     assert_eq!(
         pick(&table, &["calls"]).concat(),
@@ -163,12 +339,31 @@ async fn timeseries_counts_per_bucket() {
 #[tokio::test]
 async fn slow_error_rate_bandwidth_and_top_bots() {
     let (pg, lite, _a, _b) = loaded().await;
-    let table = ask(&[&pg, &lite], Query::Slow { min_ms: 5000, limit: 50 }, Filters::default()).await;
-    assert_eq!(pick(&table, &["latency_ms"]).concat(), vec![int(12000), int(7000), int(6000)]);
-
-    let table = ask(&[&pg, &lite], Query::ErrorRate { min_calls: 2 }, Filters::default()).await;
+    let table = ask(
+        &[&pg, &lite],
+        Query::Slow {
+            min_ms: 5000,
+            limit: 50,
+        },
+        Filters::default(),
+    )
+    .await;
     assert_eq!(
-        pick(&table, &["destination_host", "calls", "errors", "error_rate_pct"]),
+        pick(&table, &["latency_ms"]).concat(),
+        vec![int(12000), int(7000), int(6000)]
+    );
+
+    let table = ask(
+        &[&pg, &lite],
+        Query::ErrorRate { min_calls: 2 },
+        Filters::default(),
+    )
+    .await;
+    assert_eq!(
+        pick(
+            &table,
+            &["destination_host", "calls", "errors", "error_rate_pct"]
+        ),
         vec![
             vec![text("api.two.example"), int(3), int(2), Value::Float(66.7)],
             vec![text("api.one.example"), int(3), int(1), Value::Float(33.3)],
@@ -185,7 +380,12 @@ async fn slow_error_rate_bandwidth_and_top_bots() {
         ]
     );
 
-    let table = ask(&[&pg, &lite], Query::TopBots { limit: 2 }, Filters::default()).await;
+    let table = ask(
+        &[&pg, &lite],
+        Query::TopBots { limit: 2 },
+        Filters::default(),
+    )
+    .await;
     assert_eq!(
         pick(&table, &["bot_name", "calls"]),
         vec![vec![text("alpha"), int(4)], vec![text("beta"), int(3)]]
@@ -195,7 +395,10 @@ async fn slow_error_rate_bandwidth_and_top_bots() {
 #[tokio::test]
 async fn audit_is_the_trail_in_time_order() {
     let (pg, lite, _a, _b) = loaded().await;
-    let q = Query::Audit { from: base() + Span::minutes(10), to: base() + Span::minutes(65) };
+    let q = Query::Audit {
+        from: base() + Span::minutes(10),
+        to: base() + Span::minutes(65),
+    };
     let table = ask(&[&pg, &lite], q, Filters::default()).await;
     assert_eq!(
         pick(&table, &["bot_name", "status_code"]),

@@ -209,11 +209,15 @@ async fn open_for_reading(config: &Config) -> anyhow::Result<Store> {
             path.display()
         );
     }
-    let store = Store::connect(&config.database).await?;
-    if matches!(store, Store::Sqlite(_)) {
-        store.migrate().await?;
+    if store::sqlite_path(&config.database.url).is_some() {
+        // The embedded store is the user's own: bring its schema up to date,
+        // unless it is read-only, in which case read it as it is.
+        match Store::open(&config.database).await {
+            Err(store::StoreError::ReadOnly { .. }) => {}
+            other => return Ok(other?),
+        }
     }
-    Ok(store)
+    Ok(Store::connect_read_only(&config.database).await?)
 }
 
 fn build(command: QueryCommand) -> anyhow::Result<(Query, Option<String>, Common)> {

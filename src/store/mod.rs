@@ -63,6 +63,17 @@ impl Store {
         }
     }
 
+    /// Connects for reading only. For SQLite this opens an existing file
+    /// without writing anything next to it (a read-only copy can be queried);
+    /// for PostgreSQL it is [`Store::connect`].
+    pub async fn connect_read_only(config: &DatabaseConfig) -> Result<Store, StoreError> {
+        if config.url.starts_with("sqlite:") {
+            sqlite::connect_read_only(config).await.map(Store::Sqlite)
+        } else {
+            Store::connect(config).await
+        }
+    }
+
     /// Connects and brings the schema up to date: what every writing command does.
     pub async fn open(config: &DatabaseConfig) -> Result<Store, StoreError> {
         let store = Store::connect(config).await?;

@@ -39,6 +39,24 @@ pub(super) async fn connect(config: &DatabaseConfig) -> Result<SqlitePool, Store
         .map_err(|e| classify(e, &path))
 }
 
+/// Opens an existing file for reading only, without the write-ahead log's
+/// shared-memory file, so that a read-only copy of a store can be queried.
+pub(super) async fn connect_read_only(config: &DatabaseConfig) -> Result<SqlitePool, StoreError> {
+    let options = SqliteConnectOptions::from_str(&config.url)
+        .map_err(|e| StoreError::Url {
+            reason: e.to_string(),
+        })?
+        .read_only(true)
+        .immutable(true);
+    let path = options.get_filename().display().to_string();
+    SqlitePoolOptions::new()
+        .max_connections(2)
+        .acquire_timeout(config.connect_timeout)
+        .connect_with(options)
+        .await
+        .map_err(|e| classify(e, &path))
+}
+
 pub(super) async fn migrate(pool: &SqlitePool) -> Result<(), StoreError> {
     MIGRATOR.run(pool).await.map_err(|e| {
         let reason = e.to_string();

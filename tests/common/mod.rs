@@ -51,12 +51,18 @@ impl PgDatabase {
         conn.close().await.ok();
         let mut url = url::Url::parse(&admin).expect("DATABASE_URL is a URL");
         url.set_path(&name);
-        PgDatabase { url: url.to_string(), name }
+        PgDatabase {
+            url: url.to_string(),
+            name,
+        }
     }
 
     /// Store settings pointing at this database.
     pub fn config(&self) -> DatabaseConfig {
-        DatabaseConfig { url: self.url.clone(), ..DatabaseConfig::default() }
+        DatabaseConfig {
+            url: self.url.clone(),
+            ..DatabaseConfig::default()
+        }
     }
 }
 
@@ -66,7 +72,9 @@ impl Drop for PgDatabase {
         // Drop runs outside async code; a short-lived runtime on its own
         // thread does the cleanup.
         let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
             if let Ok(runtime) = runtime {
                 runtime.block_on(async {
                     if let Ok(mut conn) = PgConnection::connect(&admin_url()).await {
@@ -98,7 +106,10 @@ impl SqliteDatabase {
 
     /// Store settings pointing at this file.
     pub fn config(&self) -> DatabaseConfig {
-        DatabaseConfig { url: self.url.clone(), ..DatabaseConfig::default() }
+        DatabaseConfig {
+            url: self.url.clone(),
+            ..DatabaseConfig::default()
+        }
     }
 }
 
@@ -116,12 +127,24 @@ pub fn base() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 2, 26, 10, 0, 0).unwrap()
 }
 
+/// bot, group, url, method, status (0 = none), request, response, latency, minute
+type KnownRow = (
+    &'static str,
+    Option<&'static str>,
+    &'static str,
+    &'static str,
+    i32,
+    i64,
+    i64,
+    i64,
+    i64,
+);
+
 /// Eight calls by three bots over three hours from [`base`]; the expected
 /// answers in `tests/queries.rs` are worked out by hand from this table.
 pub fn known_rows() -> Vec<Record> {
     #[rustfmt::skip]
-    let table: [(&str, Option<&str>, &str, &str, i32, i64, i64, i64, i64); 8] = [
-        // bot, group, url, method, status (0 = none), request, response, latency, minute
+    let table: [KnownRow; 8] = [
         ("alpha", Some("research"), "https://api.one.example/a", "GET", 200, 100, 1000, 100, 0),
         ("alpha", Some("research"), "https://api.one.example/b", "GET", 404, 100, 200, 200, 10),
         ("alpha", Some("research"), "https://api.two.example/x", "POST", 500, 500, 50, 6000, 20),
@@ -134,24 +157,33 @@ pub fn known_rows() -> Vec<Record> {
     table
         .iter()
         .enumerate()
-        .map(|(i, (bot, group, url, method, status, req, resp, latency, minute))| {
-            let at = base() + chrono::Duration::minutes(*minute);
-            let id = uuid::Builder::from_unix_timestamp_millis(
-                at.timestamp_millis() as u64,
-                &[i as u8; 10],
-            )
-            .into_uuid();
-            let mut r = Record::new(id, *bot, *url, at);
-            r.group_name = group.map(str::to_string);
-            r.destination_host = egress_audit::store::host_of(url);
-            r.http_method = Some(method.to_string());
-            r.status_code = (*status != 0).then_some(*status);
-            r.request_size_bytes = Some(*req);
-            r.response_size_bytes = Some(*resp);
-            r.latency_ms = Some(*latency);
-            r.squid_status = Some(if *status == 0 { "NONE_NONE" } else { "TCP_MISS" }.into());
-            r.source = Some("test".into());
-            r
-        })
+        .map(
+            |(i, (bot, group, url, method, status, req, resp, latency, minute))| {
+                let at = base() + chrono::Duration::minutes(*minute);
+                let id = uuid::Builder::from_unix_timestamp_millis(
+                    at.timestamp_millis() as u64,
+                    &[i as u8; 10],
+                )
+                .into_uuid();
+                let mut r = Record::new(id, *bot, *url, at);
+                r.group_name = group.map(str::to_string);
+                r.destination_host = egress_audit::store::host_of(url);
+                r.http_method = Some(method.to_string());
+                r.status_code = (*status != 0).then_some(*status);
+                r.request_size_bytes = Some(*req);
+                r.response_size_bytes = Some(*resp);
+                r.latency_ms = Some(*latency);
+                r.squid_status = Some(
+                    if *status == 0 {
+                        "NONE_NONE"
+                    } else {
+                        "TCP_MISS"
+                    }
+                    .into(),
+                );
+                r.source = Some("test".into());
+                r
+            },
+        )
         .collect()
 }
