@@ -382,6 +382,14 @@ pub enum ConfigError {
 /// Loads the configuration. `file` is `--config`; when absent the system file
 /// is read if present.
 pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Config, ConfigError> {
+    load_layers(file, overrides, true)
+}
+
+fn load_layers(
+    file: Option<&Path>,
+    overrides: &Overrides,
+    environment: bool,
+) -> Result<Config, ConfigError> {
     let mut figment = Figment::from(Serialized::defaults(Config::default()));
     match file {
         Some(path) => {
@@ -605,7 +613,9 @@ mod tests {
     fn load_text(text: &str) -> Result<Config, ConfigError> {
         let mut file = tempfile::NamedTempFile::new().unwrap();
         file.write_all(text.as_bytes()).unwrap();
-        load(Some(file.path()), &Overrides::default())
+        // The environment is left out so that a DATABASE_URL set for other
+        // tests cannot change these results; tests/cli.rs covers that layer.
+        load_layers(Some(file.path()), &Overrides::default(), false)
     }
 
     #[test]
@@ -680,7 +690,7 @@ mod tests {
             database_url: Some("sqlite://b.db".into()),
             state_dir: None,
         };
-        let config = load(Some(file.path()), &overrides).unwrap();
+        let config = load_layers(Some(file.path()), &overrides, false).unwrap();
         assert_eq!(config.database.url, "sqlite://b.db");
     }
 
