@@ -404,13 +404,15 @@ fn load_layers(
         }
         None => {}
     }
-    figment = figment
-        .merge(Env::prefixed("EGRESS_AUDIT_").split("__"))
-        .merge(
-            Env::raw()
-                .only(&["DATABASE_URL"])
-                .map(|_| "database.url".into()),
-        );
+    if environment {
+        figment = figment
+            .merge(Env::prefixed("EGRESS_AUDIT_").split("__"))
+            .merge(
+                Env::raw()
+                    .only(&["DATABASE_URL"])
+                    .map(|_| "database.url".into()),
+            );
+    }
     if let Some(url) = &overrides.database_url {
         figment = figment.merge(Serialized::default("database.url", url));
     }
