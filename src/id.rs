@@ -38,6 +38,19 @@ pub fn row_id(created_at: DateTime<Utc>, origin: LineOrigin<'_>) -> Uuid {
     Builder::from_unix_timestamp_millis(millis, &random).into_uuid()
 }
 
+/// The id of a dead letter for the line at `origin`: the same line set aside
+/// twice (a replay) is kept once. Rejected lines may have no readable time,
+/// so this is a UUIDv8 made wholly from the hash.
+pub fn reject_id(origin: LineOrigin<'_>) -> Uuid {
+    let mut key = Vec::with_capacity(origin.source.len() + 24);
+    key.extend_from_slice(b"reject\0");
+    key.extend_from_slice(origin.source.as_bytes());
+    key.push(0);
+    key.extend_from_slice(&origin.fingerprint.to_le_bytes());
+    key.extend_from_slice(&origin.offset.to_le_bytes());
+    Builder::from_custom_bytes(xxh3_128(&key).to_le_bytes()).into_uuid()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -72,6 +85,14 @@ mod tests {
         assert_eq!(id.get_version_num(), 7);
         let (secs, nanos) = id.get_timestamp().unwrap().to_unix();
         assert_eq!((secs, nanos / 1_000_000), (1_709_647_387, 123));
+    }
+
+    #[test]
+    fn reject_ids_are_stable_and_differ_from_row_ids() {
+        let id = reject_id(origin(7));
+        assert_eq!(id, reject_id(origin(7)));
+        assert_eq!(id.get_version_num(), 8);
+        assert_ne!(reject_id(origin(7)), reject_id(origin(8)));
     }
 
     #[test]

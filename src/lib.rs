@@ -31,6 +31,7 @@ pub mod duration;
 pub mod enrich;
 pub mod id;
 pub mod parse;
+pub mod pipeline;
 pub mod query;
 pub mod record;
 pub mod store;

@@ -10,6 +10,7 @@
 mod copy;
 mod error;
 mod postgres;
+mod rejects;
 mod sqlite;
 
 use std::path::PathBuf;
@@ -21,6 +22,7 @@ use crate::config::DatabaseConfig;
 use crate::record::Record;
 
 pub use error::StoreError;
+pub use rejects::{Reject, RejectStage};
 pub use sqlite::TIME_FORMAT as SQLITE_TIME_FORMAT;
 
 /// What writing a batch did.

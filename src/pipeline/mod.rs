@@ -1,0 +1,4 @@
+//! The pipeline from log lines to stored rows: batching, writing with
+//! retries, dead letters and acknowledgements.
+
+pub mod writer;

@@ -1,0 +1,160 @@
+//! Writing batches with retries and poison splitting.
+//!
+//! Errors that heal by themselves (the connection broke, the server is
+//! restarting or overloaded, a deadlock, a timeout) are retried with
+//! exponential backoff and jitter, by default without end: meanwhile nothing
+//! is acknowledged, so the tailer stops reading and the log file on disk is
+//! the buffer. Errors that will not heal (a value the database rejects) never
+//! block the stream: the batch is split in halves until the offending rows
+//! are alone, those are reported as refused with the database's message, and
+//! the rest is committed.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use backon::{ExponentialBuilder, Retryable};
+use tracing::{error, info, warn};
+
+use crate::record::Record;
+use crate::store::{Store, StoreError, WriteOutcome};
+
+/// How failed writes are retried.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// First delay.
+    pub min_delay: Duration,
+    /// Cap on the delay between attempts.
+    pub max_delay: Duration,
+    /// Give up after this many retries; `None` retries without end.
+    pub max_retries: Option<usize>,
+}
+
+impl RetryPolicy {
+    /// Without end, from 100 ms up to `max_delay`.
+    pub fn forever(max_delay: Duration) -> RetryPolicy {
+        RetryPolicy {
+            min_delay: Duration::from_millis(100),
+            max_delay,
+            max_retries: None,
+        }
+    }
+
+    fn backoff(&self) -> ExponentialBuilder {
+        let builder = ExponentialBuilder::new()
+            .with_jitter()
+            .with_min_delay(self.min_delay)
+            .with_max_delay(self.max_delay);
+        match self.max_retries {
+            Some(n) => builder.with_max_times(n),
+            None => builder.without_max_times(),
+        }
+    }
+}
+
+/// What writing one batch did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct WriteReport {
+    /// Rows stored and rows already present.
+    pub outcome: WriteOutcome,
+    /// Rows the database refused: their index in the batch and its message.
+    pub refused: Vec<(usize, String)>,
+    /// Attempts that failed and were retried.
+    pub retries: u64,
+}
+
+/// Writes batches to a store, retrying and splitting as the module says.
+#[derive(Debug)]
+pub struct Writer {
+    store: Store,
+    policy: RetryPolicy,
+    outage: Mutex<Option<Instant>>,
+}
+
+impl Writer {
+    /// A writer for `store`.
+    pub fn new(store: Store, policy: RetryPolicy) -> Writer {
+        Writer {
+            store,
+            policy,
+            outage: Mutex::new(None),
+        }
+    }
+
+    /// The store written to.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Writes `rows`. Returns an error only when retries are bounded and ran
+    /// out; refused rows are in the report, not an error.
+    pub async fn write(&self, rows: &[Record]) -> Result<WriteReport, StoreError> {
+        let mut report = WriteReport::default();
+        self.write_splitting(rows, 0, &mut report).await?;
+        Ok(report)
+    }
+
+    async fn write_splitting(
+        &self,
+        rows: &[Record],
+        first: usize,
+        report: &mut WriteReport,
+    ) -> Result<(), StoreError> {
+        match self.write_retrying(rows, report).await {
+            Ok(outcome) => {
+                report.outcome.add(outcome);
+                Ok(())
+            }
+            Err(e) if e.is_retryable() => Err(e),
+            Err(e) if rows.len() == 1 => {
+                error!(index = first, error = %e, "database refused a row; setting it aside");
+                report.refused.push((first, e.to_string()));
+                Ok(())
+            }
+            Err(e) => {
+                warn!(rows = rows.len(), error = %e, "database refused a batch; splitting it");
+                let middle = rows.len() / 2;
+                Box::pin(self.write_splitting(&rows[..middle], first, report)).await?;
+                Box::pin(self.write_splitting(&rows[middle..], first + middle, report)).await
+            }
+        }
+    }
+
+    async fn write_retrying(
+        &self,
+        rows: &[Record],
+        report: &mut WriteReport,
+    ) -> Result<WriteOutcome, StoreError> {
+        let mut retries = 0;
+        let result = (|| self.store.write(rows))
+            .retry(self.policy.backoff())
+            .sleep(tokio::time::sleep)
+            .when(StoreError::is_retryable)
+            .notify(|e, delay| {
+                retries += 1;
+                self.went_away(e, delay);
+            })
+            .await;
+        report.retries += retries;
+        if result.is_ok() {
+            self.came_back();
+        }
+        result
+    }
+
+    fn went_away(&self, error: &StoreError, delay: Duration) {
+        let mut outage = self.outage.lock().unwrap_or_else(|p| p.into_inner());
+        if outage.is_none() {
+            *outage = Some(Instant::now());
+            error!(error = %error, "database unavailable; reading paused, retrying");
+        } else {
+            warn!(error = %error, retry_in = ?delay, "database still unavailable");
+        }
+    }
+
+    fn came_back(&self) {
+        let mut outage = self.outage.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(since) = outage.take() {
+            info!(down_for = ?since.elapsed(), "database is back; writing resumed");
+        }
+    }
+}

@@ -1,0 +1,92 @@
+//! Writing batches: poison rows are split out and refused alone, and a
+//! database outage is waited out with retries, nothing lost or doubled.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{PgDatabase, known_rows, proxy::Proxy};
+use egress_audit::pipeline::writer::{RetryPolicy, Writer};
+use egress_audit::store::Store;
+
+#[tokio::test]
+async fn rows_the_database_refuses_are_split_out_and_the_rest_committed() {
+    let db = PgDatabase::create().await;
+    let store = Store::open(&db.config()).await.unwrap();
+    let writer = Writer::new(store.clone(), RetryPolicy::forever(Duration::from_secs(1)));
+
+    let mut rows = known_rows();
+    rows[2].user_agent = Some("nul\0byte".into());
+    rows[6].bot_name = "b".repeat(100);
+    let report = writer.write(&rows).await.unwrap();
+
+    assert_eq!(report.outcome.written, 6);
+    let refused: Vec<usize> = report.refused.iter().map(|(i, _)| *i).collect();
+    assert_eq!(refused, vec![2, 6]);
+    assert!(
+        report.refused[0].1.contains("0x00"),
+        "{}",
+        report.refused[0].1
+    );
+    assert!(
+        report.refused[1].1.contains("too long"),
+        "{}",
+        report.refused[1].1
+    );
+
+    let again = writer.write(&rows).await.unwrap();
+    assert_eq!((again.outcome.written, again.outcome.duplicates), (0, 6));
+}
+
+#[tokio::test]
+async fn an_outage_is_retried_until_the_database_is_back() {
+    let db = PgDatabase::create().await;
+    Store::open(&db.config()).await.unwrap();
+    let upstream = url::Url::parse(&db.url).unwrap();
+    let upstream_addr = format!(
+        "{}:{}",
+        upstream.host_str().unwrap(),
+        upstream.port().unwrap_or(5432)
+    );
+    let upstream_addr = tokio::net::lookup_host(upstream_addr)
+        .await
+        .unwrap()
+        .next()
+        .unwrap();
+    let mut proxy = Proxy::start(upstream_addr).await;
+
+    let mut via = upstream.clone();
+    via.set_host(Some("127.0.0.1")).unwrap();
+    via.set_port(Some(proxy.addr.port())).unwrap();
+    let mut config = db.config();
+    config.url = via.to_string();
+    config.connect_timeout = Duration::from_millis(500);
+    let store = Store::connect(&config).await.unwrap();
+    let policy = RetryPolicy {
+        min_delay: Duration::from_millis(50),
+        max_delay: Duration::from_millis(200),
+        max_retries: None,
+    };
+    let writer = std::sync::Arc::new(Writer::new(store, policy));
+    writer.write(&known_rows()[..2]).await.unwrap();
+
+    proxy.cut();
+    let pending = {
+        let writer = writer.clone();
+        tokio::spawn(async move { writer.write(&known_rows()).await })
+    };
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        !pending.is_finished(),
+        "the write finished while the database was away"
+    );
+    proxy.restore().await;
+
+    let report = tokio::time::timeout(Duration::from_secs(20), pending)
+        .await
+        .expect("write resumes once the database is back")
+        .unwrap()
+        .unwrap();
+    assert!(report.retries > 0);
+    assert_eq!((report.outcome.written, report.outcome.duplicates), (6, 2));
+}
