@@ -103,6 +103,18 @@ impl Store {
         }
     }
 
+    /// Writes `rows` the way that skips stored rows without first trying the
+    /// fast path: for replays, where most rows are expected to be present.
+    pub async fn merge(&self, rows: &[Record]) -> Result<WriteOutcome, StoreError> {
+        if rows.is_empty() {
+            return Ok(WriteOutcome::default());
+        }
+        match self {
+            Store::Sqlite(pool) => sqlite::write(pool, rows).await,
+            Store::Postgres(pool) => postgres::merge(pool, rows).await,
+        }
+    }
+
     /// `sqlite` or `postgres`, for messages.
     pub fn backend(&self) -> &'static str {
         match self {

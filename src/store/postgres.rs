@@ -1,6 +1,7 @@
 //! PostgreSQL and Neon: connection with TLS and timeouts, and batched writes
-//! by binary COPY into a per-connection staging table followed by one
-//! `INSERT … ON CONFLICT (id) DO NOTHING`, so rows already stored are skipped.
+//! by binary COPY: straight into the table while no row is stored yet, else
+//! through a per-connection staging table and one `INSERT … ON CONFLICT (id)
+//! DO NOTHING`, so rows already stored are skipped.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -27,6 +28,15 @@ const COPY_STAGING: &str = concat!(
     copy::columns!(),
     ") FROM STDIN (FORMAT binary)"
 );
+
+const COPY_TABLE: &str = concat!(
+    "COPY tq_egress_audit (",
+    copy::columns!(),
+    ") FROM STDIN (FORMAT binary)"
+);
+
+/// SQLSTATE of a primary-key conflict.
+const UNIQUE_VIOLATION: &str = "23505";
 
 const INSERT_FROM_STAGING: &str = concat!(
     "INSERT INTO tq_egress_audit (",
@@ -73,25 +83,62 @@ pub(super) async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
     })
 }
 
+/// Writes `rows`: first by plain COPY into the table, the fastest path, which
+/// holds whenever none of the rows is stored yet (the steady state of
+/// tailing). If one is (a replay, or a crash between commit and checkpoint),
+/// the primary key stops that COPY, the transaction is rolled back, and the
+/// batch is merged instead (see [`merge`]), which skips what is stored.
 pub(super) async fn write(pool: &PgPool, rows: &[Record]) -> Result<WriteOutcome, StoreError> {
-    let mut buf = Vec::with_capacity(rows.len() * 256);
-    copy::encode_header(&mut buf);
-    for row in rows {
-        copy::encode_row(&mut buf, row);
+    let mut tx = pool.begin().await?;
+    match copy_into(&mut tx, COPY_TABLE, encode(rows)).await {
+        Ok(written) => {
+            tx.commit().await?;
+            Ok(WriteOutcome {
+                written,
+                duplicates: 0,
+            })
+        }
+        Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some(UNIQUE_VIOLATION) => {
+            tx.rollback().await?;
+            merge(pool, rows).await
+        }
+        Err(e) => Err(e.into()),
     }
-    copy::encode_trailer(&mut buf);
+}
 
+/// Writes `rows` through the staging table: binary COPY into it, then one
+/// `INSERT … SELECT … ON CONFLICT (id) DO NOTHING`. Slower than a plain COPY,
+/// but rows already stored are skipped instead of failing the batch.
+pub(super) async fn merge(pool: &PgPool, rows: &[Record]) -> Result<WriteOutcome, StoreError> {
     let mut tx = pool.begin().await?;
     tx.execute(STAGING_DDL).await?;
-    let mut sink = tx.copy_in_raw(COPY_STAGING).await?;
-    sink.send(buf).await?;
-    sink.finish().await?;
+    copy_into(&mut tx, COPY_STAGING, encode(rows)).await?;
     let written = tx.execute(INSERT_FROM_STAGING).await?.rows_affected();
     tx.commit().await?;
     Ok(WriteOutcome {
         written,
         duplicates: rows.len() as u64 - written,
     })
+}
+
+fn encode(rows: &[Record]) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(rows.len() * 256);
+    copy::encode_header(&mut buf);
+    for row in rows {
+        copy::encode_row(&mut buf, row);
+    }
+    copy::encode_trailer(&mut buf);
+    buf
+}
+
+async fn copy_into(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    statement: &'static str,
+    buf: Vec<u8>,
+) -> Result<u64, sqlx::Error> {
+    let mut sink = tx.copy_in_raw(statement).await?;
+    sink.send(buf).await?;
+    sink.finish().await
 }
 
 fn millis(duration: Duration) -> String {
