@@ -23,10 +23,16 @@ CREATE TABLE IF NOT EXISTS tq_egress_audit (
     ingested_at         timestamptz NOT NULL DEFAULT now()
 );
 
--- Per-bot trails newest first (`query recent BOT`, `errors BOT`, `stats BOT`).
-CREATE INDEX IF NOT EXISTS idx_egress_bot ON tq_egress_audit (bot_name, created_at);
--- Time ranges (`audit`, every window).
-CREATE INDEX IF NOT EXISTS idx_egress_time ON tq_egress_audit (created_at);
+-- Per-bot trails newest first (`query recent BOT`, `stats BOT`). Queries order
+-- by (created_at, id) so that ties come out the same every time; with id in
+-- the index that order is read straight from it.
+CREATE INDEX IF NOT EXISTS idx_egress_bot ON tq_egress_audit (bot_name, created_at, id);
+-- Time ranges (`audit`, every window, `recent` without a bot).
+CREATE INDEX IF NOT EXISTS idx_egress_time ON tq_egress_audit (created_at, id);
+-- A bot's failures newest first (`query errors BOT`) without reading its
+-- successes; only failed calls are indexed, so it costs little at load time.
+CREATE INDEX IF NOT EXISTS idx_egress_errors ON tq_egress_audit (bot_name, created_at, id)
+    WHERE status_code >= 400;
 -- Top destinations group by host; a btree on the full URL costs far more at
 -- load time than it saves (see BENCHMARKS.md).
 CREATE INDEX IF NOT EXISTS idx_egress_dest ON tq_egress_audit (destination_host);

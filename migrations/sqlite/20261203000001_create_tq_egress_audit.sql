@@ -23,6 +23,8 @@ CREATE TABLE IF NOT EXISTS tq_egress_audit (
     ingested_at         TEXT NOT NULL DEFAULT (strftime('%Y-%m-%d %H:%M:%f', 'now'))
 ) WITHOUT ROWID;
 
-CREATE INDEX IF NOT EXISTS idx_egress_bot ON tq_egress_audit (bot_name, created_at);
-CREATE INDEX IF NOT EXISTS idx_egress_time ON tq_egress_audit (created_at);
+CREATE INDEX IF NOT EXISTS idx_egress_bot ON tq_egress_audit (bot_name, created_at, id);
+CREATE INDEX IF NOT EXISTS idx_egress_time ON tq_egress_audit (created_at, id);
+CREATE INDEX IF NOT EXISTS idx_egress_errors ON tq_egress_audit (bot_name, created_at, id)
+    WHERE status_code >= 400;
 CREATE INDEX IF NOT EXISTS idx_egress_dest ON tq_egress_audit (destination_host);
