@@ -342,33 +342,41 @@ async fn stats(store: &Store, filters: &Filters) -> Result<Table, QueryError> {
 }
 
 /// p50 and p95 latency per bot, as `percentile_disc` defines them: the first
-/// value whose position in the ordered list reaches the fraction. Written with
-/// window functions so that both databases compute it the same way.
+/// value whose position in the ordered list reaches the fraction. PostgreSQL
+/// has the aggregate; SQLite gets the same definition from window functions.
 async fn latency_percentiles(
     store: &Store,
     filters: &Filters,
 ) -> Result<std::collections::HashMap<String, (Value, Value)>, QueryError> {
-    const FETCHED: &[Column] = &[
-        col("bot_name", Kind::Text),
-        col("p50", Kind::Int),
-        col("p95", Kind::Int),
-    ];
+    const FETCHED: &[Column] =
+        &[col("bot_name", Kind::Text), col("p50", Kind::Int), col("p95", Kind::Int)];
     let mut sql = fetch::Sql::new(store);
-    sql.push(
-        "SELECT bot_name, \
-         MIN(CASE WHEN rn * 100 >= n * 50 THEN latency_ms END), \
-         MIN(CASE WHEN rn * 100 >= n * 95 THEN latency_ms END) \
-         FROM (SELECT bot_name, latency_ms, \
-         ROW_NUMBER() OVER (PARTITION BY bot_name ORDER BY latency_ms) AS rn, \
-         COUNT(*) OVER (PARTITION BY bot_name) AS n FROM tq_egress_audit",
-    );
-    sql.filters(filters, "latency_ms IS NOT NULL");
-    sql.push(") ranked GROUP BY bot_name");
+    match store {
+        Store::Postgres(_) => {
+            sql.push(
+                "SELECT bot_name, \
+                 percentile_disc(0.5) WITHIN GROUP (ORDER BY latency_ms), \
+                 percentile_disc(0.95) WITHIN GROUP (ORDER BY latency_ms) \
+                 FROM tq_egress_audit",
+            );
+            sql.filters(filters, "latency_ms IS NOT NULL");
+            sql.push(" GROUP BY bot_name");
+        }
+        Store::Sqlite(_) => {
+            sql.push(
+                "SELECT bot_name, \
+                 MIN(CASE WHEN rn * 100 >= n * 50 THEN latency_ms END), \
+                 MIN(CASE WHEN rn * 100 >= n * 95 THEN latency_ms END) \
+                 FROM (SELECT bot_name, latency_ms, \
+                 ROW_NUMBER() OVER (PARTITION BY bot_name ORDER BY latency_ms) AS rn, \
+                 COUNT(*) OVER (PARTITION BY bot_name) AS n FROM tq_egress_audit",
+            );
+            sql.filters(filters, "latency_ms IS NOT NULL");
+            sql.push(") ranked GROUP BY bot_name");
+        }
+    }
     let rows = sql.fetch(FETCHED).await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| (r[0].as_text(), (r[1].clone(), r[2].clone())))
-        .collect())
+    Ok(rows.into_iter().map(|r| (r[0].as_text(), (r[1].clone(), r[2].clone()))).collect())
 }
 
 async fn timeseries(
