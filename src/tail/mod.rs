@@ -52,6 +52,33 @@ pub struct FileId {
     pub fingerprint: u64,
 }
 
+/// Most bytes at the end of a committed line whose hash is kept in its
+/// checkpoint, to check on restart that the file still holds them.
+pub const CHECK_BYTES: usize = 64;
+
+/// The last bytes before a checkpointed offset, as a hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Check {
+    /// How many bytes before the offset are hashed (0 at offset 0).
+    pub len: u32,
+    /// xxh3 of those bytes.
+    pub hash: u64,
+}
+
+/// A point up to which lines are committed: what the consumer hands to
+/// [`Checkpoints::record`] once the lines before it are stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Position {
+    /// The live path followed.
+    pub path: Arc<Path>,
+    /// The file.
+    pub file: FileId,
+    /// Offset just past the last committed line.
+    pub offset: u64,
+    /// The last bytes of that line, to detect a rewritten file on restart.
+    pub check: Check,
+}
+
 /// One or more lines read from one file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Chunk {
@@ -79,6 +106,28 @@ impl Chunk {
     /// Offset just past the last byte of `data`.
     pub fn end(&self) -> u64 {
         self.start + self.data.len() as u64
+    }
+
+    /// The position just past `line`, which must be one of this chunk's lines.
+    pub fn position_after(&self, line: &Line<'_>) -> Position {
+        let end = (line.end - self.start) as usize;
+        let begin = (line.start - self.start) as usize;
+        let checked = &self.data[end - (end - begin).min(CHECK_BYTES)..end];
+        Position {
+            path: Arc::clone(&self.path),
+            file: self.file,
+            offset: line.end,
+            check: Check {
+                len: checked.len() as u32,
+                hash: xxhash_rust::xxh3::xxh3_64(checked),
+            },
+        }
+    }
+
+    /// The position just past the chunk's last line (`None` when empty).
+    pub fn end_position(&self) -> Option<Position> {
+        let last = self.lines().last()?;
+        Some(self.position_after(&last))
     }
 
     /// The lines of the chunk, without their `\n`, with their offsets.
@@ -502,6 +551,17 @@ mod tests {
         let chunk = chunk(0, b"a\nbc");
         let last = chunk.lines().last().unwrap();
         assert_eq!((last.text, last.start, last.end), (&b"bc"[..], 2, 4));
+    }
+
+    #[test]
+    fn position_checks_the_end_of_its_line() {
+        let chunk = chunk(10, b"ab\ncd\n");
+        let last = chunk.lines().last().unwrap();
+        let position = chunk.position_after(&last);
+        assert_eq!(position.offset, 16);
+        assert_eq!(position.check.len, 3);
+        assert_eq!(position.check.hash, xxhash_rust::xxh3::xxh3_64(b"cd\n"));
+        assert_eq!(chunk.end_position(), Some(position));
     }
 
     #[test]

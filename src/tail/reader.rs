@@ -303,14 +303,31 @@ impl OpenFile {
         data
     }
 
-    /// The byte at the read position, consuming it; `None` at the end.
-    pub(crate) fn next_byte(&mut self) -> io::Result<Option<u8>> {
-        let mut byte = [0u8; 1];
-        let count = match &mut self.input {
-            Input::Plain(file) => file.read(&mut byte)?,
-            Input::Gz(decoder) => decoder.read(&mut byte)?,
+    /// Fills `buf` from the read position as far as the file allows,
+    /// without counting the bytes as read; returns how many were filled.
+    pub(crate) fn read_into(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let mut filled = 0;
+        while filled < buf.len() {
+            let count = match &mut self.input {
+                Input::Plain(file) => file.read(&mut buf[filled..])?,
+                Input::Gz(decoder) => decoder.read(&mut buf[filled..])?,
+            };
+            if count == 0 {
+                break;
+            }
+            filled += count;
+        }
+        Ok(filled)
+    }
+
+    /// The modification time of the handle's file, in nanoseconds since the
+    /// Unix epoch.
+    pub(crate) fn modified_nanos(&self) -> io::Result<i128> {
+        let meta = match &self.input {
+            Input::Plain(file) => file.metadata()?,
+            Input::Gz(decoder) => decoder.get_ref().get_ref().metadata()?,
         };
-        Ok((count == 1).then_some(byte[0]))
+        Ok(mtime_nanos(&meta))
     }
 
     /// Takes the partial last line, for a file that will not grow any more.
@@ -321,6 +338,11 @@ impl OpenFile {
         let start = self.handed_to();
         Some((start, std::mem::take(&mut self.pending)))
     }
+}
+
+/// The modification time in `meta`, in nanoseconds since the Unix epoch.
+pub(crate) fn mtime_nanos(meta: &std::fs::Metadata) -> i128 {
+    i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec())
 }
 
 /// True when `path` names a gzip file.

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use egress_audit::checkpoint::Checkpoints;
 use egress_audit::config::{Config, SourceConfig, StartAt};
-use egress_audit::tail::{Chunk, FileId, StartFrom, TailCounters, Tailer, TailerHandle};
+use egress_audit::tail::{Chunk, FileId, Position, StartFrom, TailCounters, Tailer, TailerHandle};
 use tokio::sync::{mpsc, watch};
 
 /// How long a test waits for lines it expects.
@@ -24,6 +24,7 @@ pub struct Seen {
     pub start: u64,
     pub end: u64,
     pub unterminated: bool,
+    pub position: Position,
 }
 
 /// A temporary directory with a log and a state directory.
@@ -128,7 +129,7 @@ pub struct Running {
     pub counters: Arc<TailCounters>,
     pub checkpoints: Checkpoints,
     /// Lines received but not acknowledged yet.
-    pub unacked: Vec<(Arc<Path>, Seen)>,
+    pub unacked: Vec<Seen>,
 }
 
 impl Running {
@@ -180,20 +181,17 @@ impl Running {
                 start: line.start,
                 end: line.end,
                 unterminated: chunk.unterminated && line.end == chunk.end(),
+                position: chunk.position_after(&line),
             })
             .collect();
-        for line in &seen {
-            self.unacked.push((chunk.path.clone(), line.clone()));
-        }
+        self.unacked.extend(seen.iter().cloned());
         seen
     }
 
     /// Records every line received so far as committed, and saves.
     pub fn ack_all(&mut self) {
-        for (path, line) in self.unacked.drain(..) {
-            self.checkpoints
-                .record(&line.file, &path, line.end)
-                .unwrap();
+        for line in self.unacked.drain(..) {
+            self.checkpoints.record(&line.position).unwrap();
         }
         self.checkpoints.save().unwrap();
     }
