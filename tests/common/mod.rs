@@ -5,6 +5,10 @@
 #![allow(dead_code)]
 
 pub mod proxy;
+pub mod tail;
+
+#[allow(unused_imports)]
+pub use tail::*;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 

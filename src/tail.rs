@@ -1,1 +1,0 @@
-//! Tailer (being built): follows log files through rotation.
