@@ -234,7 +234,7 @@ fn logformat(path: &Path, number: usize, rest: &str, conf: &mut SquidConf) {
     if name.is_empty() || spec.is_empty() {
         tracing::warn!(%origin, "logformat without a name and specification ignored");
     } else if RESERVED.contains(&name) {
-        tracing::warn!(%origin, name, "logformat redefining a built-in name ignored, as Squid does");
+        tracing::warn!(%origin, name, "logformat with a built-in name ignored, as Squid does");
     } else if conf.formats.iter().any(|(known, _)| known == name) {
         tracing::warn!(%origin, name, "second logformat of the same name ignored, as Squid does");
     } else {
