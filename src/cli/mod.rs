@@ -1,1 +1,3 @@
 //! Command line (being built).
+
+pub mod parse_cmd;
