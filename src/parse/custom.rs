@@ -759,6 +759,9 @@ pub fn seconds_and_nanos(raw: &[u8]) -> Option<(i64, u32)> {
         Some(dot) => &raw[dot + 1..],
         None => &[],
     };
+    if !fraction.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
     let mut nanos: u32 = 0;
     for place in 0..9 {
         let digit = fraction.get(place).map_or(0, |d| u32::from(d - b'0'));

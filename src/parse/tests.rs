@@ -893,6 +893,16 @@ fn overflowing_numbers_name_the_field() {
 }
 
 #[test]
+fn malformed_times_are_errors() {
+    let err = squid()
+        .parse(b"1.2.3 1 - NONE/000 0 - x - HIER_NONE/- -")
+        .unwrap_err();
+    assert_eq!(err.column(), 1, "{err}");
+    assert!(custom("%tS %>a").parse(b"1.2.3 192.0.2.1").is_err());
+    assert!(custom("%ts.%03tu %>a").parse(b"1.5000 192.0.2.1").is_err());
+}
+
+#[test]
 fn over_long_line_is_an_error_keeping_its_head() {
     let format = squid().with_max_line_bytes(300);
     let line = vec![b'7'; 301];
