@@ -172,12 +172,14 @@ fn value_of(item: &Item, encoding: Encoding) -> Option<Vec<u8>> {
                 .iter()
                 .flat_map(|i| symbols[usize::from(*i) % symbols.len()].clone())
                 .collect();
-            if encoding == Encoding::Shell && !out.contains(&b' ') {
-                out.retain(|b| *b != b'"' && *b != b'\\');
-            }
             if item.kind == Kind::Header || item.kind == Kind::User {
                 let trimmed = out.trim_ascii().to_vec();
                 out = trimmed;
+            }
+            // A bare shell word starting with `"` reads as a quoted one; Squid
+            // writes such values just as ambiguously.
+            if encoding == Encoding::Shell && !out.contains(&b' ') {
+                out.retain(|b| *b != b'"' && *b != b'\\');
             }
             if out.is_empty() || out == b"-" {
                 out = b"v".to_vec();
