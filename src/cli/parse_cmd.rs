@@ -36,8 +36,7 @@ const EXAMPLES: &str = "\
 Examples:
   egress-audit parse /var/log/squid/access.log
   egress-audit parse --format combined --output table fixtures/combined.log
-  egress-audit parse --logformat '%ts.%03tu %6tr %>a %Ss/%03>Hs %<st %rm %ru %[un %Sh/%<a %mt \
-\"%{X-Bot-Name}>h\"' --explain bots.log
+  egress-audit parse --logformat '%ts.%03tu %>a %rm %ru \"%{X-Bot-Name}>h\"' --explain bots.log
   tail -n 100 access.log | egress-audit parse --squid-conf /etc/squid/squid.conf -
 
 Exit status: 0 when every line parsed, 1 when some did not, 2 on a usage or config error.";
