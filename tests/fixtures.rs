@@ -181,3 +181,15 @@ fn format_mismatch_is_explained() {
     );
     assert!(err.ends_with("parsed 40 lines, 40 failed\n"), "{err}");
 }
+
+/// The README's second example: the quoted log read with the unquoted format.
+#[test]
+fn custom_format_mismatch_names_the_code() {
+    let format = LineFormat::logformat(&spec("bots-unquoted.logformat")).unwrap();
+    let log = fixture("bots-quoted.log");
+    let first = log.split(|b| *b == b'\n').next().unwrap();
+    let err = format.parse(first).unwrap_err();
+    let field = err.field().unwrap_or_default().to_string();
+    assert_eq!(err.column(), 16, "{err}");
+    assert!(field.starts_with("field 3 `%tr`"), "{err} / {field}");
+}
