@@ -602,6 +602,59 @@ fn real_squid_lines_parse_back_to_what_was_sent() {
         check_all(format, &parsed, &requests, window);
     }
     check_settled_points(&squid.dir);
+    check_rejected_requests(&squid, requests.len());
+}
+
+/// Requests Squid refuses before forwarding, sent last because an over-long
+/// one breaks the built-in logs (Squid 5 cuts the record and its newline).
+fn check_rejected_requests(squid: &Squid, logged: usize) {
+    // Junk on the proxy port: the first word is logged as the method.
+    let mut stream = TcpStream::connect(("127.0.0.1", squid.port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream.write_all(b"FOO BAR\r\n\r\n").unwrap();
+    let _ = stream.read_to_end(&mut Vec::new());
+    wait_for_lines(&squid.dir, logged + 1);
+    let native = records(&squid.dir, "native", "squid");
+    let junk = &native.last().unwrap().0;
+    assert_eq!(junk.destination_url, "error:invalid-request");
+    assert_eq!(junk.http_method.as_deref(), Some("FOO"));
+    assert_eq!(junk.status_code, Some(400));
+    assert_eq!(junk.squid_status.as_deref(), Some("NONE_NONE"));
+
+    // A URL over 8 KiB is refused with 400; the custom format's record is cut
+    // at 8191 bytes and keeps its newline.
+    let long = format!("http://127.0.0.1:9/{}", "a".repeat(9000));
+    let mut stream = TcpStream::connect(("127.0.0.1", squid.port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let request = format!("GET {long} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).unwrap();
+    let _ = stream.read_to_end(&mut Vec::new());
+    let log = squid.dir.join("botsraw.log");
+    wait_for(Duration::from_secs(10), "the long URL to be logged", || {
+        std::fs::read(&log)
+            .is_ok_and(|b| b.iter().filter(|c| **c == b'\n').count() > logged / 2 + 1)
+    });
+    let bytes = std::fs::read(&log).unwrap();
+    let last = bytes
+        .strip_suffix(b"\n")
+        .unwrap()
+        .rsplit(|b| *b == b'\n')
+        .next()
+        .unwrap();
+    assert_eq!(last.len(), 8191, "Squid 5 cuts records at 8191 bytes");
+    let format = format_for("botsraw");
+    let fields = format.parse(last).unwrap();
+    let enricher = Enricher::new(&Config::default(), "squid-real", None).unwrap();
+    let record = enricher.record(&fields, 0, 0).unwrap();
+    assert_eq!(record.status_code, Some(400));
+    assert!(
+        long.starts_with(&record.destination_url),
+        "the URL is cut, not changed"
+    );
 }
 
 /// Each request matched to its line by the id in its URL (CONNECTs by order).

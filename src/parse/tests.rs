@@ -950,3 +950,79 @@ fn load_reads_each_kind_of_spec() {
     assert_eq!(format.info().spec.as_deref(), Some(NATIVE_SPEC));
     assert!(load(&FormatSpec::SquidConf("/nonexistent.conf".into()), path).is_err());
 }
+
+/// A value of `class` as Squid writes it unquoted.
+fn sample_value(info: &codes::CodeInfo) -> &'static str {
+    use codes::Class::*;
+    match info.class {
+        Int | Millis | EpochSeconds | SubSecond => "42",
+        StartTime => "1709647387.250",
+        LocalTime => "05/Mar/2024:15:03:07 +0100",
+        GmtTime => "05/Mar/2024:14:03:07",
+        Ip => "2001:db8::7",
+        Word => "TCP_MISS",
+        Hex => "0x1a",
+        Version => "1.1",
+        Mime => "text/html",
+        Token => "tok-en/1",
+        Text if info.pass_through => "free%20text",
+        Text => "free text",
+    }
+}
+
+#[test]
+fn every_code_reads_a_value_and_a_dash() {
+    let tables: [&[codes::CodeInfo]; 8] = [
+        codes::MISC,
+        codes::TWO,
+        codes::ONE,
+        codes::ICAP,
+        codes::ADAPT,
+        codes::SSL,
+        codes::PROXY_PROTOCOL,
+        codes::TRANSPORT,
+    ];
+    for info in tables.iter().flat_map(|t| t.iter()) {
+        let spec = format!("%ts %{}|%>a", info.name);
+        let format = custom(&spec);
+        for value in [sample_value(info), "-"] {
+            let line = format!("1709647387 {value}|192.0.2.1");
+            let fields = format
+                .parse(line.as_bytes())
+                .unwrap_or_else(|e| panic!("{spec} on {line:?}: {e}"));
+            assert_eq!(
+                get(&fields, "client").as_deref(),
+                Some("192.0.2.1"),
+                "{spec}"
+            );
+        }
+    }
+}
+
+#[test]
+fn every_modifier_combination_reads_a_padded_number() {
+    for left in ["", "-"] {
+        for zero in ["", "0"] {
+            for width in ["", "8"] {
+                for precision in ["", ".3"] {
+                    let spec = format!("%ts %{left}{zero}{width}{precision}<st|%>a");
+                    // Squid zero-pads numbers itself when `0` is given, so
+                    // the alignment then has nothing left to pad.
+                    let value = match (left, zero, width) {
+                        (_, _, "") => "42".to_string(),
+                        (_, "0", _) => format!("{:08}", 42),
+                        ("-", _, _) => format!("{:<8}", 42),
+                        _ => format!("{:>8}", 42),
+                    };
+                    let line = format!("1 {value}|192.0.2.1");
+                    check(
+                        &custom(&spec),
+                        &spec,
+                        line.as_bytes(),
+                        &[("out", Some("42"))],
+                    );
+                }
+            }
+        }
+    }
+}
