@@ -4,6 +4,7 @@
 
 mod config_cmd;
 mod log_cmd;
+pub mod parse_cmd;
 mod query_cmd;
 mod when;
 
@@ -62,6 +63,8 @@ pub enum Command {
     /// Ask the store a question.
     #[command(subcommand)]
     Query(query_cmd::QueryCommand),
+    /// Parse log lines and print them as records, explaining lines that do not match.
+    Parse(parse_cmd::ParseArgs),
     /// Print the effective configuration, secrets masked.
     #[command(
         after_help = "Example:\n  egress-audit --config /etc/egress-audit/config.toml config"
@@ -86,6 +89,9 @@ pub fn main() -> ExitCode {
         Err(e) => return fail(&anyhow::Error::new(e)),
     };
     init_tracing(&config);
+    if let Command::Parse(args) = &cli.command {
+        return parse_cmd::run(args, cli.config.as_deref());
+    }
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -107,6 +113,7 @@ async fn dispatch(cli: Cli, config: Config) -> anyhow::Result<u8> {
         Command::Query(query) => query_cmd::run(&config, query).await,
         Command::Config => config_cmd::show(&config),
         Command::Migrate => config_cmd::migrate(&config).await,
+        Command::Parse(_) => unreachable!("parse runs without the async runtime"),
     }
 }
 

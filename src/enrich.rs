@@ -1,1 +1,0 @@
-//! Enrichment (being built): turns parsed fields into records.

@@ -1,1 +1,0 @@
-//! Squid log format engine (being built): compiles a logformat into a parser.
