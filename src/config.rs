@@ -71,6 +71,8 @@ pub struct Config {
     pub metrics: MetricsConfig,
     /// Diagnostics.
     pub log: LogConfig,
+    /// The daemon.
+    pub run: RunConfig,
 }
 
 impl Default for Config {
@@ -86,6 +88,7 @@ impl Default for Config {
             tail: TailConfig::default(),
             metrics: MetricsConfig::default(),
             log: LogConfig::default(),
+            run: RunConfig::default(),
         }
     }
 }
@@ -353,6 +356,26 @@ impl Default for LogConfig {
     }
 }
 
+/// `[run]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunConfig {
+    /// Longest a stop (SIGTERM, SIGINT) may take to commit what was read.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_timeout: Duration,
+    /// Batches written to PostgreSQL at once (SQLite always uses one).
+    pub writers: usize,
+}
+
+impl Default for RunConfig {
+    fn default() -> RunConfig {
+        RunConfig {
+            shutdown_timeout: Duration::from_secs(10),
+            writers: 2,
+        }
+    }
+}
+
 /// Values given on the command line, which override every other layer.
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
@@ -466,6 +489,9 @@ impl Config {
                 "keys `tail.fingerprint_bytes` (>= 1) and `tail.read_buffer_bytes` \
                  (>= 4096) are out of range",
             );
+        }
+        if self.run.writers == 0 || self.run.writers > 16 {
+            return invalid("key `run.writers`: must be between 1 and 16 (default 2)");
         }
         if self.identity.bot_order.is_empty() {
             return invalid(

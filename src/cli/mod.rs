@@ -3,9 +3,11 @@
 //! errors, printed as one line on stderr, and outcomes become exit codes.
 
 mod config_cmd;
+mod import_cmd;
 mod log_cmd;
 pub mod parse_cmd;
 mod query_cmd;
+mod run_cmd;
 mod when;
 
 use std::io::IsTerminal;
@@ -29,6 +31,8 @@ const ABOUT: &str = "Keeps an exactly-once audit trail of the outbound calls tha
                      Squid egress proxy, in PostgreSQL/Neon or an embedded SQLite file.";
 
 const EXAMPLES: &str = "Examples:
+  egress-audit import fixtures/sample-access.log && egress-audit query stats
+  egress-audit --config /etc/egress-audit/config.toml run
   egress-audit log crawler https://api.example.com/v1/items GET 200 123
   egress-audit query stats
   egress-audit query recent crawler 20
@@ -58,6 +62,10 @@ pub struct Cli {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Follow the configured logs and load every line into the store (the daemon).
+    Run(run_cmd::RunArgs),
+    /// Load historic log files, plain or gzip, then exit.
+    Import(import_cmd::ImportArgs),
     /// Record one call by hand and print its id.
     Log(log_cmd::LogArgs),
     /// Ask the store a question.
@@ -109,6 +117,8 @@ pub fn main() -> ExitCode {
 
 async fn dispatch(cli: Cli, config: Config) -> anyhow::Result<u8> {
     match cli.command {
+        Command::Run(args) => run_cmd::run(&config, args).await,
+        Command::Import(args) => import_cmd::run(&config, args).await,
         Command::Log(args) => log_cmd::run(&config, args).await,
         Command::Query(query) => query_cmd::run(&config, query).await,
         Command::Config => config_cmd::show(&config),

@@ -17,7 +17,10 @@ pub struct Acker<T> {
 
 impl<T> Default for Acker<T> {
     fn default() -> Self {
-        Acker { next: 0, waiting: BTreeMap::new() }
+        Acker {
+            next: 0,
+            waiting: BTreeMap::new(),
+        }
     }
 }
 

@@ -1,6 +1,365 @@
-//! The pipeline from log lines to stored rows: batching, writing with
-//! retries, dead letters and acknowledgements.
+//! The pipeline from log lines to stored rows, shared by `run` and `import`:
+//!
+//! ```text
+//! chunks ──> batcher ──> writers (1 for SQLite, 2 for PostgreSQL) ──> acker ──> checkpoint
+//! ```
+//!
+//! The batcher parses and enriches each chunk's lines and cuts a batch when
+//! the tailer has caught up with its file, at `batch_rows`, or when
+//! `flush_interval` has passed since the batch's first line, whichever comes
+//! first. Writers commit batches (retrying outages, setting refused rows
+//! aside); the acker releases committed batches in the order they were cut
+//! and moves the checkpoint past them. Every queue between the stages is
+//! bounded, so a slow or absent database stops the tailer from reading and
+//! nothing piles up in memory: the log file on disk is the buffer.
 
 pub mod acker;
+pub mod batch;
+pub mod import;
 pub mod shutdown;
+pub mod source;
 pub mod writer;
+
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{Mutex, mpsc};
+use tracing::{debug, error, warn};
+
+use crate::checkpoint::Checkpoints;
+use crate::tail::{BufferPool, Chunk};
+use acker::Acker;
+use batch::Batch;
+use source::SourceParser;
+use writer::Writer;
+
+/// Batches waiting for a writer; with the one each writer holds, this bounds
+/// memory to a few batches.
+const BATCH_QUEUE: usize = 2;
+
+/// How often the checkpoint file is rewritten while batches are committed.
+/// Between saves a crash replays at most this much, which adds no rows.
+const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Why the pipeline could not start or go on.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PipelineError {
+    /// A source's format could not be built.
+    #[error("format for {path}: {reason}")]
+    Format {
+        /// The source's path.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Writing failed in a way retries did not cure (only with bounded retries).
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    /// A file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+/// Counters of what the pipeline did, readable while it runs.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Lines read from files.
+    pub lines_read: AtomicU64,
+    /// Bytes read from files.
+    pub bytes_read: AtomicU64,
+    /// Lines set aside because they did not parse.
+    pub parse_errors: AtomicU64,
+    /// Rows stored.
+    pub rows_written: AtomicU64,
+    /// Rows already stored, skipped.
+    pub duplicates: AtomicU64,
+    /// Rows the database refused, set aside.
+    pub refused: AtomicU64,
+    /// Batches committed.
+    pub batches: AtomicU64,
+    /// Write attempts retried.
+    pub retries: AtomicU64,
+}
+
+impl Stats {
+    /// Reads a counter.
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+}
+
+/// How batches are cut and written.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// Most rows in one batch (a chunk's worth more at most).
+    pub batch_rows: usize,
+    /// Longest a line waits before its batch is cut.
+    pub flush_interval: Duration,
+    /// Batches written at once.
+    pub writers: usize,
+}
+
+/// Where batches go.
+pub enum Sink {
+    /// The store, through a writer that retries.
+    Store(Arc<Writer>),
+    /// Records printed as JSON lines, nothing written (`run --dry-run`).
+    Print(Box<dyn Write + Send>),
+}
+
+/// Runs batcher, writers and acker until `chunks_rx` closes and everything
+/// received is committed. Positions are recorded into `checkpoints` (saved
+/// every [`CHECKPOINT_INTERVAL`] and at the end) when given.
+pub async fn drive(
+    chunks_rx: mpsc::Receiver<Chunk>,
+    parsers: Arc<Vec<SourceParser>>,
+    sink: Sink,
+    checkpoints: Option<Checkpoints>,
+    pool: BufferPool,
+    options: Options,
+    stats: Arc<Stats>,
+) -> Result<Option<Checkpoints>, PipelineError> {
+    let (batches_tx, batches_rx) = mpsc::channel::<Batch>(BATCH_QUEUE);
+    let batcher = tokio::spawn(cut_batches(
+        chunks_rx,
+        batches_tx,
+        parsers,
+        options,
+        stats.clone(),
+    ));
+
+    let (done_tx, done_rx) = mpsc::channel::<Batch>(BATCH_QUEUE + options.writers);
+    let mut writers = Vec::new();
+    match sink {
+        Sink::Store(writer) => {
+            let shared_rx = Arc::new(Mutex::new(batches_rx));
+            for _ in 0..options.writers.max(1) {
+                let task = write_batches(
+                    shared_rx.clone(),
+                    writer.clone(),
+                    done_tx.clone(),
+                    stats.clone(),
+                );
+                writers.push(tokio::spawn(task));
+            }
+        }
+        Sink::Print(out) => {
+            writers.push(tokio::spawn(print_batches(
+                batches_rx,
+                out,
+                done_tx.clone(),
+            )));
+        }
+    }
+    drop(done_tx);
+    let acker = tokio::spawn(acknowledge(done_rx, checkpoints, pool));
+
+    let _ = batcher.await;
+    let mut result = Ok(());
+    for writer in writers {
+        if let Ok(Err(e)) = writer.await {
+            result = Err(e);
+        }
+    }
+    let checkpoints = acker.await.unwrap_or(None);
+    result.map(|()| checkpoints)
+}
+
+/// Parses chunks into batches and cuts them as the module docs say.
+async fn cut_batches(
+    mut chunks_rx: mpsc::Receiver<Chunk>,
+    batches_tx: mpsc::Sender<Batch>,
+    parsers: Arc<Vec<SourceParser>>,
+    options: Options,
+    stats: Arc<Stats>,
+) {
+    let mut seq = 0;
+    let mut batch = Batch::default();
+    let mut deadline: Option<tokio::time::Instant> = None;
+    loop {
+        let chunk = match deadline {
+            Some(at) => tokio::select! {
+                chunk = chunks_rx.recv() => chunk,
+                _ = tokio::time::sleep_until(at) => {
+                    cut(&mut batch, &mut seq, &batches_tx).await;
+                    deadline = None;
+                    continue;
+                }
+            },
+            None => chunks_rx.recv().await,
+        };
+        let Some(chunk) = chunk else { break };
+        let caught_up = chunk.caught_up;
+        batch.add(chunk, &parsers, &stats);
+        if deadline.is_none() {
+            deadline = Some(tokio::time::Instant::now() + options.flush_interval);
+        }
+        if caught_up || batch.records.len() >= options.batch_rows {
+            cut(&mut batch, &mut seq, &batches_tx).await;
+            deadline = None;
+        }
+    }
+    cut(&mut batch, &mut seq, &batches_tx).await;
+}
+
+async fn cut(batch: &mut Batch, seq: &mut u64, batches_tx: &mpsc::Sender<Batch>) {
+    if batch.is_empty() {
+        return;
+    }
+    let mut full = std::mem::take(batch);
+    full.seq = *seq;
+    *seq += 1;
+    debug!(seq = full.seq, rows = full.records.len(), "batch cut");
+    let _ = batches_tx.send(full).await;
+}
+
+/// Takes batches from the shared queue and commits them.
+async fn write_batches(
+    batches_rx: Arc<Mutex<mpsc::Receiver<Batch>>>,
+    writer: Arc<Writer>,
+    done_tx: mpsc::Sender<Batch>,
+    stats: Arc<Stats>,
+) -> Result<(), PipelineError> {
+    loop {
+        let next = batches_rx.lock().await.recv().await;
+        let Some(batch) = next else { return Ok(()) };
+        commit(&writer, &batch, &stats).await?;
+        if done_tx.send(batch).await.is_err() {
+            return Ok(());
+        }
+    }
+}
+
+/// Stores a batch's parse rejects, then its rows, then the rows refused.
+async fn commit(writer: &Writer, batch: &Batch, stats: &Stats) -> Result<(), PipelineError> {
+    let started = Instant::now();
+    if !batch.rejects.is_empty() {
+        store_rejects(writer, &batch.rejects).await?;
+    }
+    let report = writer.write(&batch.records).await?;
+    if !report.refused.is_empty() {
+        let refused: Vec<_> = report
+            .refused
+            .iter()
+            .map(|(i, reason)| batch.refused(*i, reason.clone()))
+            .collect();
+        store_rejects(writer, &refused).await?;
+    }
+    stats
+        .rows_written
+        .fetch_add(report.outcome.written, Ordering::Relaxed);
+    stats
+        .duplicates
+        .fetch_add(report.outcome.duplicates, Ordering::Relaxed);
+    stats
+        .refused
+        .fetch_add(report.refused.len() as u64, Ordering::Relaxed);
+    stats.retries.fetch_add(report.retries, Ordering::Relaxed);
+    stats.batches.fetch_add(1, Ordering::Relaxed);
+    debug!(
+        seq = batch.seq, rows = report.outcome.written, duplicates = report.outcome.duplicates,
+        took = ?started.elapsed(), "batch committed"
+    );
+    Ok(())
+}
+
+/// Dead letters are written with the same retries as rows: they must be
+/// stored before the checkpoint moves past their lines.
+async fn store_rejects(
+    writer: &Writer,
+    rejects: &[crate::store::Reject],
+) -> Result<(), PipelineError> {
+    let policy = writer.policy();
+    let store = writer.store();
+    let mut delay = policy.min_delay;
+    let mut attempts = 0;
+    loop {
+        match store.write_rejects(rejects).await {
+            Ok(_) => return Ok(()),
+            Err(e) if e.is_retryable() && policy.max_retries.is_none_or(|n| attempts < n) => {
+                attempts += 1;
+                warn!(error = %e, "storing dead letters failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(policy.max_delay);
+            }
+            Err(e) => {
+                error!(error = %e, rows = rejects.len(), "dead letters could not be stored");
+                return Err(e.into());
+            }
+        }
+    }
+}
+
+/// `--dry-run`: prints each record as a JSON line instead of writing it.
+async fn print_batches(
+    mut batches_rx: mpsc::Receiver<Batch>,
+    mut out: Box<dyn Write + Send>,
+    done_tx: mpsc::Sender<Batch>,
+) -> Result<(), PipelineError> {
+    while let Some(batch) = batches_rx.recv().await {
+        for record in &batch.records {
+            let line = serde_json::to_string(record).unwrap_or_default();
+            if writeln!(out, "{line}").is_err() {
+                return Ok(());
+            }
+        }
+        for reject in &batch.rejects {
+            let file = reject.file.as_deref().unwrap_or("");
+            let offset = reject.offset.unwrap_or(0);
+            eprintln!("{file}:{offset}: {}", reject.reason);
+        }
+        let _ = out.flush();
+        if done_tx.send(batch).await.is_err() {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+/// Releases committed batches in order, moves the checkpoint past them and
+/// returns their buffers to the tailer.
+async fn acknowledge(
+    mut done_rx: mpsc::Receiver<Batch>,
+    mut checkpoints: Option<Checkpoints>,
+    pool: BufferPool,
+) -> Option<Checkpoints> {
+    let mut acker = Acker::new();
+    let mut last_save = Instant::now();
+    while let Some(batch) = done_rx.recv().await {
+        for batch in acker.finish(batch.seq, batch) {
+            if let Some(checkpoints) = checkpoints.as_mut() {
+                for position in &batch.positions {
+                    if let Err(e) = checkpoints.record(position) {
+                        warn!(path = %position.path.display(), error = %e, "checkpoint not moved");
+                    }
+                }
+            }
+            for chunk in batch.chunks {
+                pool.give_back(chunk.data);
+            }
+        }
+        if last_save.elapsed() >= CHECKPOINT_INTERVAL {
+            save(checkpoints.as_mut());
+            last_save = Instant::now();
+        }
+    }
+    save(checkpoints.as_mut());
+    checkpoints
+}
+
+fn save(checkpoints: Option<&mut Checkpoints>) {
+    if let Some(checkpoints) = checkpoints
+        && checkpoints.is_changed()
+        && let Err(e) = checkpoints.save()
+    {
+        error!(error = %e, "checkpoint not saved; a restart will replay more (without duplicates)");
+    }
+}

@@ -45,6 +45,11 @@ impl Shutdown {
         *self.rx.borrow()
     }
 
+    /// The underlying receiver, for tasks that select on it directly.
+    pub fn receiver(&self) -> watch::Receiver<bool> {
+        self.rx.clone()
+    }
+
     /// Waits until a stop is asked for (at once if it already was).
     pub async fn wait(&mut self) {
         let _ = self.rx.wait_for(|stop| *stop).await;

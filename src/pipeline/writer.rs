@@ -10,6 +10,7 @@
 //! the rest is committed.
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use backon::{ExponentialBuilder, Retryable};
@@ -68,6 +69,10 @@ pub struct Writer {
     store: Store,
     policy: RetryPolicy,
     outage: Mutex<Option<Instant>>,
+    /// Set while batches keep meeting rows already stored (a replay): they
+    /// then go straight to the merging write instead of failing a plain
+    /// COPY first. Cleared by the first batch that is all new.
+    replaying: AtomicBool,
 }
 
 impl Writer {
@@ -77,7 +82,13 @@ impl Writer {
             store,
             policy,
             outage: Mutex::new(None),
+            replaying: AtomicBool::new(false),
         }
+    }
+
+    /// How failed writes are retried.
+    pub fn policy(&self) -> RetryPolicy {
+        self.policy
     }
 
     /// The store written to.
@@ -125,7 +136,15 @@ impl Writer {
         report: &mut WriteReport,
     ) -> Result<WriteOutcome, StoreError> {
         let mut retries = 0;
-        let result = (|| self.store.write(rows))
+        let merge = self.replaying.load(Ordering::Relaxed);
+        let attempt = || async {
+            if merge {
+                self.store.merge(rows).await
+            } else {
+                self.store.write(rows).await
+            }
+        };
+        let result = attempt
             .retry(self.policy.backoff())
             .sleep(tokio::time::sleep)
             .when(StoreError::is_retryable)
@@ -135,8 +154,10 @@ impl Writer {
             })
             .await;
         report.retries += retries;
-        if result.is_ok() {
+        if let Ok(outcome) = &result {
             self.came_back();
+            self.replaying
+                .store(outcome.duplicates > 0, Ordering::Relaxed);
         }
         result
     }

@@ -348,8 +348,11 @@ async fn latency_percentiles(
     store: &Store,
     filters: &Filters,
 ) -> Result<std::collections::HashMap<String, (Value, Value)>, QueryError> {
-    const FETCHED: &[Column] =
-        &[col("bot_name", Kind::Text), col("p50", Kind::Int), col("p95", Kind::Int)];
+    const FETCHED: &[Column] = &[
+        col("bot_name", Kind::Text),
+        col("p50", Kind::Int),
+        col("p95", Kind::Int),
+    ];
     let mut sql = fetch::Sql::new(store);
     match store {
         Store::Postgres(_) => {
@@ -376,7 +379,10 @@ async fn latency_percentiles(
         }
     }
     let rows = sql.fetch(FETCHED).await?;
-    Ok(rows.into_iter().map(|r| (r[0].as_text(), (r[1].clone(), r[2].clone()))).collect())
+    Ok(rows
+        .into_iter()
+        .map(|r| (r[0].as_text(), (r[1].clone(), r[2].clone())))
+        .collect())
 }
 
 async fn timeseries(

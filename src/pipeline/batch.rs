@@ -1,0 +1,152 @@
+//! A batch: the records made from a run of chunks, the lines set aside, and
+//! the positions to acknowledge once the batch is committed.
+//!
+//! The batch keeps the chunks it was made from until it is committed, so
+//! that a row the database refuses can be set aside with its raw line
+//! without copying every line up front; the chunk buffers then go back to
+//! the tailer's pool.
+
+use std::sync::atomic::Ordering;
+
+use crate::id::{LineOrigin, reject_id};
+use crate::parse::ParseError;
+use crate::record::Record;
+use crate::store::{Reject, RejectStage};
+use crate::tail::{Chunk, Position};
+
+use super::Stats;
+use super::source::SourceParser;
+
+/// Where a record's line lies: which chunk, and the byte range in it.
+#[derive(Debug, Clone, Copy)]
+struct LineRef {
+    chunk: u32,
+    start: u32,
+    end: u32,
+}
+
+/// Records and rejects from consecutive chunks.
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// Position in the order batches were cut (for in-order acknowledgement).
+    pub seq: u64,
+    /// The rows to write.
+    pub records: Vec<Record>,
+    /// Lines that did not parse.
+    pub rejects: Vec<Reject>,
+    /// Where each checkpointed file got to, oldest first.
+    pub positions: Vec<Position>,
+    /// The chunks the batch was made from.
+    pub chunks: Vec<Chunk>,
+    lines: Vec<LineRef>,
+}
+
+impl Batch {
+    /// True when the batch holds nothing to write or acknowledge.
+    pub fn is_empty(&self) -> bool {
+        self.chunks.is_empty()
+    }
+
+    /// Parses every line of `chunk` into the batch.
+    pub fn add(&mut self, chunk: Chunk, parsers: &[SourceParser], stats: &Stats) {
+        let index = self.chunks.len() as u32;
+        let parser = &parsers[chunk.source];
+        let mut lines = 0;
+        for line in chunk.lines() {
+            lines += 1;
+            let offset_in_chunk = (line.start - chunk.start) as u32;
+            let origin = LineOrigin {
+                source: &parser.name,
+                fingerprint: chunk.file.fingerprint,
+                offset: line.start,
+            };
+            match parse_line(parser, line.text, origin) {
+                Ok(record) => {
+                    self.records.push(record);
+                    self.lines.push(LineRef {
+                        chunk: index,
+                        start: offset_in_chunk,
+                        end: offset_in_chunk + line.text.len() as u32,
+                    });
+                }
+                Err((reason, raw)) => {
+                    stats.parse_errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(
+                        path = %chunk.path.display(), offset = line.start, %reason,
+                        "line set aside"
+                    );
+                    self.rejects
+                        .push(reject(&chunk, origin, raw, reason, RejectStage::Parse));
+                }
+            }
+        }
+        stats.lines_read.fetch_add(lines, Ordering::Relaxed);
+        stats
+            .bytes_read
+            .fetch_add(chunk.data.len() as u64, Ordering::Relaxed);
+        self.note_position(&chunk);
+        self.chunks.push(chunk);
+    }
+
+    fn note_position(&mut self, chunk: &Chunk) {
+        let Some(position) = chunk.end_position() else {
+            return;
+        };
+        match self.positions.last_mut() {
+            Some(last) if last.path == position.path && last.file == position.file => {
+                *last = position;
+            }
+            _ => self.positions.push(position),
+        }
+    }
+
+    /// The dead letter for record `index`, which the database refused.
+    pub fn refused(&self, index: usize, reason: String) -> Reject {
+        let line = self.lines[index];
+        let chunk = &self.chunks[line.chunk as usize];
+        let record = &self.records[index];
+        let origin = LineOrigin {
+            source: record.source.as_deref().unwrap_or(""),
+            fingerprint: chunk.file.fingerprint,
+            offset: chunk.start + u64::from(line.start),
+        };
+        let raw = chunk.data[line.start as usize..line.end as usize].to_vec();
+        reject(chunk, origin, raw, reason, RejectStage::Database)
+    }
+}
+
+/// The record for one line, or why there is none and the bytes to keep.
+fn parse_line(
+    parser: &SourceParser,
+    text: &[u8],
+    origin: LineOrigin<'_>,
+) -> Result<Record, (String, Vec<u8>)> {
+    let fields = parser.format.parse(text).map_err(|e| match e {
+        ParseError::TooLong { ref head, .. } => (e.to_string(), head.clone()),
+        other => (other.to_string(), text.to_vec()),
+    })?;
+    parser
+        .enricher
+        .record(&fields, origin.fingerprint, origin.offset)
+        .map_err(|e| (e.to_string(), text.to_vec()))
+}
+
+fn reject(
+    chunk: &Chunk,
+    origin: LineOrigin<'_>,
+    raw_line: Vec<u8>,
+    reason: String,
+    stage: RejectStage,
+) -> Reject {
+    Reject {
+        id: reject_id(origin),
+        source: Some(origin.source.to_string()),
+        file: Some(chunk.path.display().to_string()),
+        fingerprint: Some(origin.fingerprint),
+        offset: Some(origin.offset),
+        raw_line,
+        reason,
+        stage,
+        rejected_at: None,
+    }
+}
