@@ -110,7 +110,8 @@ fn send_chunks(
         data.resize(filled + read_size, 0);
         let read = read_full(&mut reader, &mut data[filled..])?;
         data.truncate(filled + read);
-        let at_end = read == 0;
+        // read_full stops short only at the end of the input.
+        let at_end = read < read_size;
 
         let cut = if at_end {
             data.len()
