@@ -1,0 +1,361 @@
+//! The daemon end to end: the real binary, real files that really rotate,
+//! the real PostgreSQL. Lines must arrive row for row, exactly once, through
+//! rotations, kill -9, database outages, refused rows and replays.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use chrono::{TimeZone, Utc};
+use common::PgDatabase;
+use common::daemon::{
+    EPOCH, Site, append_to, count_rows, native_line, native_lines, rss_kib, stop, wait_for_rows,
+};
+use egress_audit::id::{LineOrigin, row_id};
+use sqlx::{Connection, PgConnection, Row};
+
+const BOTS: &str = "[[bots]]\ncidr = \"10.0.0.0/24\"\nname = \"test-bot\"\ngroup = \"lab\"\n";
+
+async fn connect(url: &str) -> PgConnection {
+    PgConnection::connect(url).await.unwrap()
+}
+
+#[tokio::test]
+async fn lines_written_while_running_arrive_row_for_row_through_rotations() {
+    let db = PgDatabase::create().await;
+    let site = Site::new(&db.url, BOTS);
+    site.append(&native_lines(0, 300));
+    let mut daemon = site.start(&[]);
+    wait_for_rows(&site, 300, Duration::from_secs(30)).await;
+
+    // Rename and create, with a last write through the old name first.
+    let rotated = site.log.with_extension("log.1");
+    std::fs::rename(&site.log, &rotated).unwrap();
+    append_to(&rotated, &native_lines(300, 50));
+    site.append(&native_lines(350, 200));
+    wait_for_rows(&site, 550, Duration::from_secs(30)).await;
+
+    // copytruncate: copy, then empty the live file in place.
+    std::fs::copy(&site.log, site.log.with_extension("log.2")).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(&site.log)
+        .unwrap();
+    site.append(&native_lines(550, 100));
+    wait_for_rows(&site, 650, Duration::from_secs(30)).await;
+
+    assert!(stop(&mut daemon).success(), "{}", site.diagnostics());
+    let mut conn = connect(&db.url).await;
+    let distinct: i64 =
+        sqlx::query_scalar("SELECT count(DISTINCT destination_url) FROM tq_egress_audit")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(distinct, 650, "every line once");
+
+    let row = sqlx::query(
+        "SELECT bot_name, group_name, status_code, response_size_bytes, latency_ms, created_at, \
+         destination_host, client_ip, squid_status, hierarchy, content_type, source, http_method \
+         FROM tq_egress_audit WHERE destination_url = 'http://host-3.example/item/402'",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(row.get::<String, _>("bot_name"), "test-bot");
+    assert_eq!(
+        row.get::<Option<String>, _>("group_name").as_deref(),
+        Some("lab")
+    );
+    assert_eq!(row.get::<Option<i32>, _>("status_code"), Some(404));
+    assert_eq!(row.get::<Option<i64>, _>("response_size_bytes"), Some(4020));
+    assert_eq!(row.get::<Option<i64>, _>("latency_ms"), Some(402));
+    assert_eq!(
+        row.get::<chrono::DateTime<Utc>, _>("created_at"),
+        Utc.timestamp_millis_opt((EPOCH + 402) * 1000 + 402)
+            .unwrap()
+    );
+    assert_eq!(
+        row.get::<Option<String>, _>("destination_host").as_deref(),
+        Some("host-3.example")
+    );
+    assert_eq!(
+        row.get::<Option<String>, _>("client_ip").as_deref(),
+        Some("10.0.0.2")
+    );
+    assert_eq!(
+        row.get::<Option<String>, _>("squid_status").as_deref(),
+        Some("TCP_MISS")
+    );
+    assert_eq!(
+        row.get::<Option<String>, _>("hierarchy").as_deref(),
+        Some("HIER_DIRECT/203.0.113.5")
+    );
+    assert_eq!(
+        row.get::<Option<String>, _>("content_type").as_deref(),
+        Some("text/html")
+    );
+    assert_eq!(
+        row.get::<Option<String>, _>("source").as_deref(),
+        Some("gw-test")
+    );
+    assert_eq!(
+        row.get::<Option<String>, _>("http_method").as_deref(),
+        Some("GET")
+    );
+}
+
+/// The ids the lines of a file must get: source, fingerprint of the first
+/// line, and each line's offset.
+fn expected_ids(lines: &[String]) -> BTreeSet<uuid::Uuid> {
+    let fingerprint = xxhash_rust::xxh3::xxh3_64(format!("{}\n", lines[0]).as_bytes());
+    let mut offset = 0u64;
+    lines
+        .iter()
+        .enumerate()
+        .map(|(n, line)| {
+            let created = Utc.timestamp_millis_opt((EPOCH + n as i64) * 1000 + (n as i64 % 1000));
+            let origin = LineOrigin {
+                source: "gw-test",
+                fingerprint,
+                offset,
+            };
+            offset += line.len() as u64 + 1;
+            row_id(created.unwrap(), origin)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn kill_9_ten_times_during_a_load_leaves_exactly_every_row_once() {
+    let db = PgDatabase::create().await;
+    let site = Site::new(&db.url, "[database]\nbatch_rows = 2000\n");
+    let lines = native_lines(0, 100_000);
+    site.append(&lines);
+
+    let mut seen = Vec::new();
+    for round in 0..10u64 {
+        let mut daemon = site.start(&[]);
+        let pause = 300 + (round * 7919) % 900;
+        std::thread::sleep(Duration::from_millis(pause));
+        daemon.kill().unwrap();
+        daemon.wait().unwrap();
+        seen.push(count_rows(&db.url).await);
+    }
+    let mut daemon = site.start(&[]);
+    wait_for_rows(&site, 100_000, Duration::from_secs(180)).await;
+    assert!(stop(&mut daemon).success(), "{}", site.diagnostics());
+
+    let mut conn = connect(&db.url).await;
+    let ids: Vec<uuid::Uuid> = sqlx::query_scalar("SELECT id FROM tq_egress_audit")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+    let stored: BTreeSet<uuid::Uuid> = ids.iter().copied().collect();
+    assert_eq!(ids.len(), 100_000);
+    assert_eq!(
+        stored,
+        expected_ids(&lines),
+        "every id as derived from its line's origin"
+    );
+    assert!(
+        seen.windows(2).all(|w| w[0] <= w[1]),
+        "rows only ever grew: {seen:?}"
+    );
+    assert!(
+        seen.iter().any(|n| *n > 0 && *n < 100_000),
+        "kills landed mid-load: {seen:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_database_outage_is_waited_out_with_memory_bounded() {
+    let db = PgDatabase::create().await;
+    let upstream = url::Url::parse(&db.url).unwrap();
+    let address = format!(
+        "{}:{}",
+        upstream.host_str().unwrap(),
+        upstream.port().unwrap_or(5432)
+    );
+    let address = tokio::net::lookup_host(address)
+        .await
+        .unwrap()
+        .next()
+        .unwrap();
+    let mut proxy = common::proxy::Proxy::start(address).await;
+    let mut via = upstream.clone();
+    via.set_host(Some("127.0.0.1")).unwrap();
+    via.set_port(Some(proxy.addr.port())).unwrap();
+
+    let site = Site::new(via.as_str(), "[database]\nretry_max_delay = \"1s\"\n");
+    site.append(&native_lines(0, 5000));
+    let mut daemon = site.start(&[]);
+    let direct = Site {
+        url: db.url.clone(),
+        ..Site::new(&db.url, "")
+    };
+    wait_for_rows(&direct, 5000, Duration::from_secs(30)).await;
+    let before = rss_kib(daemon.id());
+
+    proxy.cut();
+    let outage = Instant::now();
+    let mut peak = 0;
+    let mut next = 5000;
+    while outage.elapsed() < Duration::from_secs(15) {
+        site.append(&native_lines(next, 4000));
+        next += 4000;
+        peak = peak.max(rss_kib(daemon.id()));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(
+        daemon.try_wait().unwrap().is_none(),
+        "the daemon stays up during the outage"
+    );
+    assert!(
+        count_rows(&db.url).await < next as i64,
+        "nothing can be written while cut"
+    );
+    proxy.restore().await;
+
+    wait_for_rows(&direct, next as i64, Duration::from_secs(90)).await;
+    assert!(stop(&mut daemon).success(), "{}", site.diagnostics());
+    assert!(
+        peak < before + 32 * 1024,
+        "memory grew from {before} KiB to {peak} KiB while {} lines waited on disk",
+        next - 5000
+    );
+    let log = site.diagnostics();
+    assert!(log.contains("database unavailable"), "the outage is logged");
+    assert!(log.contains("database is back"), "the recovery is logged");
+}
+
+#[tokio::test]
+async fn lines_that_fail_go_to_the_dead_letter_table_and_the_rest_is_stored() {
+    let db = PgDatabase::create().await;
+    let site = Site::new(&db.url, "");
+    let mut lines = native_lines(0, 10);
+    lines.insert(3, "this is not a squid line".to_string());
+    let poisoned = native_line(10).replace("/item/10", "/item/nul\u{0}byte");
+    lines.insert(7, poisoned.clone());
+    site.append(&lines);
+
+    let mut daemon = site.start(&[]);
+    wait_for_rows(&site, 10, Duration::from_secs(30)).await;
+    let mut conn = connect(&db.url).await;
+    let started = Instant::now();
+    let rejects = loop {
+        let rows = sqlx::query(
+            "SELECT stage, raw_line, reason, byte_offset, file FROM tq_egress_audit_rejects \
+             ORDER BY byte_offset",
+        )
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+        if rows.len() >= 2 || started.elapsed() > Duration::from_secs(10) {
+            break rows;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(stop(&mut daemon).success());
+
+    assert_eq!(rejects.len(), 2, "{}", site.diagnostics());
+    assert_eq!(rejects[0].get::<String, _>("stage"), "parse");
+    assert_eq!(
+        rejects[0].get::<Vec<u8>, _>("raw_line"),
+        b"this is not a squid line"
+    );
+    let offset: usize = lines[..3].iter().map(|l| l.len() + 1).sum();
+    assert_eq!(rejects[0].get::<i64, _>("byte_offset"), offset as i64);
+    assert_eq!(rejects[1].get::<String, _>("stage"), "database");
+    assert_eq!(
+        rejects[1].get::<Vec<u8>, _>("raw_line"),
+        poisoned.as_bytes()
+    );
+    assert!(rejects[1].get::<String, _>("reason").contains("0x00"));
+    assert_eq!(count_rows(&db.url).await, 10);
+}
+
+#[tokio::test]
+async fn replays_and_imports_of_loaded_files_add_no_rows() {
+    let db = PgDatabase::create().await;
+    let site = Site::new(&db.url, "");
+    site.append(&native_lines(0, 400));
+    let mut daemon = site.start(&[]);
+    wait_for_rows(&site, 400, Duration::from_secs(30)).await;
+    let rotated = site.log.with_extension("log.1");
+    std::fs::rename(&site.log, &rotated).unwrap();
+    site.append(&native_lines(400, 100));
+    wait_for_rows(&site, 500, Duration::from_secs(30)).await;
+    assert!(stop(&mut daemon).success());
+
+    let mut replay = site.start(&["--from-start"]);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(stop(&mut replay).success());
+    assert_eq!(count_rows(&db.url).await, 500);
+
+    // The rotated file compressed, as logrotate leaves it, then imported
+    // with everything else: nothing new.
+    let gz = site.dir.path().join("access.log.2.gz");
+    let mut encoder = flate2::write::GzEncoder::new(
+        std::fs::File::create(&gz).unwrap(),
+        flate2::Compression::default(),
+    );
+    std::io::copy(&mut std::fs::File::open(&rotated).unwrap(), &mut encoder).unwrap();
+    encoder.finish().unwrap();
+    let out = std::process::Command::new(assert_cmd::cargo::cargo_bin("egress-audit"))
+        .arg("--config")
+        .arg(&site.config)
+        .arg("import")
+        .args([&site.log, &rotated, &gz])
+        .env("DATABASE_URL", &db.url)
+        .output()
+        .unwrap();
+    let summary = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{summary}");
+    assert!(
+        summary.contains("900 lines read, 0 rows written, 900 rows already present"),
+        "{summary}"
+    );
+    assert_eq!(count_rows(&db.url).await, 500);
+}
+
+#[tokio::test]
+async fn dry_run_prints_records_and_writes_nothing() {
+    let db = PgDatabase::create().await;
+    let site = Site::new(&db.url, "");
+    site.append(&native_lines(0, 5));
+    let daemon = std::process::Command::new(assert_cmd::cargo::cargo_bin("egress-audit"))
+        .arg("--config")
+        .arg(&site.config)
+        .args(["run", "--dry-run"])
+        .env("DATABASE_URL", &db.url)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    common::daemon::signal(&daemon, "TERM");
+    let out = daemon.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let printed: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(printed.len(), 5);
+    assert_eq!(printed[2]["status_code"], 404);
+    assert_eq!(
+        printed[2]["destination_url"],
+        "http://host-2.example/item/2"
+    );
+    assert_eq!(count_rows(&db.url).await, 0, "the database was not written");
+    assert!(
+        !site
+            .dir
+            .path()
+            .join("state")
+            .join("checkpoints.json")
+            .exists()
+    );
+}
