@@ -7,6 +7,7 @@ mod import_cmd;
 mod log_cmd;
 pub mod parse_cmd;
 mod query_cmd;
+mod rejects_cmd;
 mod run_cmd;
 mod when;
 
@@ -71,6 +72,9 @@ pub enum Command {
     /// Ask the store a question.
     #[command(subcommand)]
     Query(query_cmd::QueryCommand),
+    /// List or retry the lines set aside (dead letters).
+    #[command(subcommand)]
+    Rejects(rejects_cmd::RejectsCommand),
     /// Parse log lines and print them as records, explaining lines that do not match.
     Parse(parse_cmd::ParseArgs),
     /// Print the effective configuration, secrets masked.
@@ -123,6 +127,7 @@ async fn dispatch(cli: Cli, config: Config) -> anyhow::Result<u8> {
         Command::Query(query) => query_cmd::run(&config, query).await,
         Command::Config => config_cmd::show(&config),
         Command::Migrate => config_cmd::migrate(&config).await,
+        Command::Rejects(command) => rejects_cmd::run(&config, command).await,
         Command::Parse(_) => unreachable!("parse runs without the async runtime"),
     }
 }
