@@ -68,7 +68,7 @@ pub(super) async fn run(config: &Config, args: RunArgs) -> anyhow::Result<u8> {
         (Sink::Print(Box::new(std::io::stdout())), None, 1)
     } else {
         checkpoints.save().context("checkpoint")?;
-        let store = Store::open(&config.database).await?;
+        let store = open_store(config).await?;
         let writers = if matches!(store, Store::Sqlite(_)) {
             1
         } else {
@@ -118,6 +118,25 @@ pub(super) async fn run(config: &Config, args: RunArgs) -> anyhow::Result<u8> {
         "stopped"
     );
     Ok(EXIT_OK)
+}
+
+/// Opens the store, waiting for it when it is not reachable yet: a daemon
+/// started with the machine may come up before the network or the database,
+/// and Neon waking from scale-to-zero is just a slow connect. Errors that
+/// will not heal (a bad URL, a wrong password) end the daemon at once.
+async fn open_store(config: &Config) -> anyhow::Result<Store> {
+    let mut delay = std::time::Duration::from_millis(200);
+    loop {
+        match Store::open(&config.database).await {
+            Ok(store) => return Ok(store),
+            Err(e) if e.is_retryable() => {
+                tracing::warn!(error = %e, retry_in = ?delay, "database not reachable yet");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(config.database.retry_max_delay);
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
 }
 
 /// Waits for the pipeline; once a stop is asked for, gives it `timeout` to

@@ -26,6 +26,9 @@ pub enum StoreError {
         reason: String,
         /// What to check.
         hint: &'static str,
+        /// Whether trying again later may work (the server is down or
+        /// starting), as opposed to a wrong password or database name.
+        transient: bool,
     },
     /// The SQLite file cannot be written.
     #[error("SQLite file {path} is read-only: check its permissions and its directory's")]
@@ -52,7 +55,7 @@ impl StoreError {
     /// failure, a timeout. A value the database rejects is not retryable.
     pub fn is_retryable(&self) -> bool {
         match self {
-            StoreError::Connect { .. } => true,
+            StoreError::Connect { transient, .. } => *transient,
             StoreError::Database(e) => is_retryable_sqlx(e),
             _ => false,
         }

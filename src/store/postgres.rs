@@ -64,6 +64,7 @@ pub(super) async fn connect(config: &DatabaseConfig) -> Result<PgPool, StoreErro
             return Err(StoreError::Connect {
                 target,
                 reason: format!("no answer within {:?}", config.connect_timeout),
+                transient: true,
                 hint: "check that the host and port are right and reachable; raise \
                        database.connect_timeout for a slow network",
             });
@@ -157,6 +158,11 @@ fn describe(options: &PgConnectOptions) -> String {
 
 fn connect_error(error: sqlx::Error, target: &str, url: &str) -> StoreError {
     let reason = redact(&error.to_string(), url);
+    let transient = matches!(
+        &error,
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::Protocol(_)
+    ) || matches!(&error, sqlx::Error::Database(db)
+        if db.code().is_some_and(|c| c.starts_with("57P") || c.starts_with("08") || c == "53300"));
     let hint = match &error {
         sqlx::Error::Tls(_) => {
             "check sslmode and the server's certificate (verify-full needs a name the \
@@ -174,6 +180,7 @@ fn connect_error(error: sqlx::Error, target: &str, url: &str) -> StoreError {
         target: target.to_string(),
         reason,
         hint,
+        transient,
     }
 }
 

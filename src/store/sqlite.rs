@@ -143,11 +143,13 @@ fn classify(error: sqlx::Error, path: &str) -> StoreError {
             target: format!("SQLite file {path}"),
             reason: text,
             hint: "check that the directory exists and is writable",
+            transient: false,
         },
         sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut => StoreError::Connect {
             target: format!("SQLite file {path}"),
             reason: text,
             hint: "check that the file is not locked by another program",
+            transient: true,
         },
         other => StoreError::Database(other),
     }

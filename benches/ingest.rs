@@ -1,0 +1,330 @@
+//! Ingest benchmark for the daemon's write path, each figure beside its
+//! reference measured in the same run.
+//!
+//! ```sh
+//! cargo bench --bench ingest             # 1,000,000 lines; latency for 30 s
+//! cargo bench --bench ingest -- 200000 5 # smaller, quicker
+//! ```
+//!
+//! 1. Throughput: `egress-audit import` of a generated native log into the
+//!    local PostgreSQL (table with its indexes), against `psql -c "\copy"` of
+//!    the same rows already parsed into CSV, into the same table. Also the
+//!    import's peak RSS (VmHWM of the process).
+//! 2. Latency: lines appended at 1,000 per second while `egress-audit run`
+//!    follows the file with default settings; each row's `ingested_at`
+//!    (set to `clock_timestamp()` for this run, so it is taken while the row
+//!    is copied, just before the commit) minus the time its line was written.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use egress_audit::config::Config;
+use egress_audit::pipeline::source::SourceParser;
+use sqlx::{Connection, Executor, PgConnection};
+
+const BIN: &str = env!("CARGO_BIN_EXE_egress-audit");
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<u64> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let lines = args.first().copied().unwrap_or(1_000_000);
+    let latency_secs = args.get(1).copied().unwrap_or(30);
+    let work = tempfile::tempdir().expect("temp dir");
+    throughput(work.path(), lines).await;
+    latency(work.path(), latency_secs).await;
+}
+
+fn admin_url() -> String {
+    std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string())
+}
+
+/// A fresh database with the schema; returns its URL.
+async fn fresh_database(name: &str) -> String {
+    let mut admin = PgConnection::connect(&admin_url())
+        .await
+        .expect("PostgreSQL reachable");
+    admin
+        .execute(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+        )))
+        .await
+        .unwrap();
+    admin
+        .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .await
+        .unwrap();
+    let mut url = url::Url::parse(&admin_url()).unwrap();
+    url.set_path(name);
+    let status = Command::new(BIN)
+        .args(["--database-url", url.as_str(), "migrate"])
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    url.to_string()
+}
+
+/// A native-format line; bots are proxy users, 50 of them.
+fn line(n: u64, at_ms: i64) -> String {
+    let status = [200, 200, 200, 404, 200, 503, 200, 301][(n % 8) as usize];
+    format!(
+        "{}.{:03} {:>6} 10.0.{}.{} TCP_MISS/{status} {} GET https://host-{}.example/v1/items/{} bot-{} \
+         HIER_DIRECT/203.0.113.{} application/json",
+        at_ms / 1000,
+        at_ms % 1000,
+        (n * 37) % 3000,
+        (n / 250) % 250,
+        n % 250,
+        (n * 131) % 200_000,
+        n % 5000,
+        n % 100_000,
+        n % 50,
+        n % 250
+    )
+}
+
+fn write_log(path: &Path, lines: u64) {
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let start = 1_772_100_000_000i64;
+    for n in 0..lines {
+        writeln!(out, "{}", line(n, start + n as i64 * 3)).unwrap();
+    }
+    out.flush().unwrap();
+}
+
+/// The same rows as CSV, parsed by the library, for the `\copy` reference.
+fn write_csv(log: &Path, csv_path: &Path) {
+    let config = Config::default();
+    let parser = SourceParser::new(
+        &config,
+        &egress_audit::config::FormatSpec::Builtin("squid".into()),
+        log,
+        "bench",
+        None,
+    )
+    .unwrap();
+    let data = std::fs::read(log).unwrap();
+    let mut writer = csv::Writer::from_path(csv_path).unwrap();
+    let mut offset = 0u64;
+    let text = |v: &Option<String>| v.clone().unwrap_or_default();
+    let num = |v: Option<i64>| v.map(|n| n.to_string()).unwrap_or_default();
+    for raw in data.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+        let fields = parser.format.parse(raw).unwrap();
+        let r = parser.enricher.record(&fields, 1, offset).unwrap();
+        offset += raw.len() as u64 + 1;
+        writer
+            .write_record([
+                r.id.to_string(),
+                r.bot_name.clone(),
+                text(&r.group_name),
+                r.destination_url.clone(),
+                text(&r.destination_host),
+                text(&r.http_method),
+                r.status_code.map(|s| s.to_string()).unwrap_or_default(),
+                num(r.request_size_bytes),
+                num(r.response_size_bytes),
+                num(r.latency_ms),
+                text(&r.user_agent),
+                r.created_at.to_rfc3339(),
+                text(&r.client_ip),
+                text(&r.proxy_user),
+                text(&r.squid_status),
+                text(&r.hierarchy),
+                text(&r.content_type),
+                text(&r.source),
+            ])
+            .unwrap();
+    }
+    writer.flush().unwrap();
+}
+
+const COLUMNS: &str = "id, bot_name, group_name, destination_url, destination_host, http_method, \
+     status_code, request_size_bytes, response_size_bytes, latency_ms, user_agent, created_at, \
+     client_ip, proxy_user, squid_status, hierarchy, content_type, source";
+
+async fn throughput(work: &Path, lines: u64) {
+    let log = work.join("access.log");
+    let csv_path = work.join("rows.csv");
+    write_log(&log, lines);
+    write_csv(&log, &csv_path);
+    let wc_started = Instant::now();
+    let wc = Command::new("wc").arg("-l").arg(&log).output().unwrap();
+    let wc_took = wc_started.elapsed();
+    assert!(wc.status.success());
+
+    let url = fresh_database("egress_bench_ingest").await;
+    let copy = format!(
+        "\\copy tq_egress_audit ({COLUMNS}) FROM '{}' WITH (FORMAT csv)",
+        csv_path.display()
+    );
+    let psql_started = Instant::now();
+    let status = Command::new("psql")
+        .args([url.as_str(), "-q", "-c", &copy])
+        .status()
+        .unwrap();
+    let psql_took = psql_started.elapsed();
+    assert!(status.success(), "psql \\copy failed");
+
+    let mut conn = PgConnection::connect(&url).await.unwrap();
+    conn.execute("TRUNCATE tq_egress_audit").await.unwrap();
+    conn.execute("CHECKPOINT").await.unwrap();
+    let (import_took, peak_kib) = run_measured(&url, &log);
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM tq_egress_audit")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(stored as u64, lines);
+
+    let rate = |took: Duration| lines as f64 / took.as_secs_f64();
+    println!("\n## ingest of {lines} native lines into PostgreSQL (table with its indexes)\n");
+    println!("| what | seconds | rows/s |\n|---|---|---|");
+    println!(
+        "| reference: `psql -c \"\\copy\"` of the same rows as CSV | {:.2} | {:.0} |",
+        psql_took.as_secs_f64(),
+        rate(psql_took)
+    );
+    println!(
+        "| `egress-audit import` (parse, enrich, binary COPY) | {:.2} | {:.0} |",
+        import_took.as_secs_f64(),
+        rate(import_took)
+    );
+    println!(
+        "| ratio import / \\copy | {:.2}x | |",
+        rate(import_took) / rate(psql_took)
+    );
+    println!(
+        "| `wc -l` of the file (for scale) | {:.3} | |",
+        wc_took.as_secs_f64()
+    );
+    println!(
+        "\npeak RSS of the import process: {:.1} MiB",
+        peak_kib as f64 / 1024.0
+    );
+}
+
+/// Runs `egress-audit import` and returns its wall time and peak RSS.
+fn run_measured(url: &str, log: &Path) -> (Duration, u64) {
+    let started = Instant::now();
+    let mut child = Command::new(BIN)
+        .args(["--database-url", url, "import"])
+        .arg(log)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut peak = 0;
+    loop {
+        peak = peak.max(hwm_kib(child.id()));
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    (started.elapsed(), peak)
+}
+
+fn hwm_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+async fn latency(work: &Path, seconds: u64) {
+    let url = fresh_database("egress_bench_latency").await;
+    let mut conn = PgConnection::connect(&url).await.unwrap();
+    conn.execute(
+        "ALTER TABLE tq_egress_audit ALTER COLUMN ingested_at SET DEFAULT clock_timestamp()",
+    )
+    .await
+    .unwrap();
+    let log: PathBuf = work.join("live.log");
+    std::fs::write(&log, "").unwrap();
+    let config = work.join("latency.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "state_dir = \"{}\"\n[[source]]\npath = \"{}\"\nname = \"bench\"\nstart_at = \"beginning\"\n",
+            work.join("state").display(),
+            log.display()
+        ),
+    )
+    .unwrap();
+    let mut daemon = Command::new(BIN)
+        .arg("--config")
+        .arg(&config)
+        .arg("run")
+        .env("DATABASE_URL", &url)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    let total = seconds * 1000;
+    let mut written: Vec<DateTime<Utc>> = Vec::with_capacity(total as usize);
+    let mut file = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    let started = Instant::now();
+    for n in 0..total {
+        let due = started + Duration::from_millis(n);
+        let now = Instant::now();
+        if due > now {
+            std::thread::sleep(due - now);
+        }
+        let at = Utc::now();
+        let text = line(n, at.timestamp_millis())
+            .replace(&format!(" bot-{} ", n % 50), &format!(" seq-{n} "));
+        file.write_all(format!("{text}\n").as_bytes()).unwrap();
+        written.push(at);
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let have: i64 = sqlx::query_scalar("SELECT count(*) FROM tq_egress_audit")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        if have as u64 == total || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(daemon.id().to_string())
+        .status();
+    let _ = daemon.wait();
+
+    let rows: Vec<(String, DateTime<Utc>)> =
+        sqlx::query_as("SELECT proxy_user, ingested_at FROM tq_egress_audit")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+    let mut latencies: Vec<f64> = rows
+        .iter()
+        .filter_map(|(user, ingested)| {
+            let n: usize = user.strip_prefix("seq-")?.parse().ok()?;
+            Some((*ingested - written[n]).num_microseconds()? as f64 / 1000.0)
+        })
+        .collect();
+    latencies.sort_by(f64::total_cmp);
+    let pick = |q: f64| latencies[((latencies.len() as f64 - 1.0) * q) as usize];
+    println!("\n## latency, {total} lines at 1,000 lines/s for {seconds} s, default settings\n");
+    println!("rows seen: {} of {total}", latencies.len());
+    println!("| p50 | p90 | p99 | max |\n|---|---|---|---|");
+    println!(
+        "| {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms |",
+        pick(0.5),
+        pick(0.9),
+        pick(0.99),
+        pick(1.0)
+    );
+}
