@@ -35,9 +35,9 @@ use batch::Batch;
 use source::SourceParser;
 use writer::Writer;
 
-/// Batches waiting for a writer; with the one each writer holds, this bounds
-/// memory to a few batches.
-const BATCH_QUEUE: usize = 2;
+/// Batches waiting for a writer; with the one each writer holds and the one
+/// being cut, this bounds memory to a few batches (about 1 KiB a record).
+const BATCH_QUEUE: usize = 1;
 
 /// How often the checkpoint file is rewritten while batches are committed.
 /// Between saves a crash replays at most this much, which adds no rows.
@@ -230,8 +230,10 @@ async fn write_batches(
 ) -> Result<(), PipelineError> {
     loop {
         let next = batches_rx.lock().await.recv().await;
-        let Some(batch) = next else { return Ok(()) };
+        let Some(mut batch) = next else { return Ok(()) };
         commit(&writer, &batch, &stats).await?;
+        // The acker needs only positions and buffers: free the records now.
+        batch.records = Vec::new();
         if done_tx.send(batch).await.is_err() {
             return Ok(());
         }
