@@ -96,6 +96,7 @@ pub(super) async fn run(config: &Config, args: RunArgs) -> anyhow::Result<u8> {
         batch_rows: config.database.batch_rows,
         flush_interval: config.database.flush_interval,
         writers,
+        encode: sink.encodes_rows(),
     };
     let stats = Arc::new(Stats::default());
     let drive = pipeline::drive(

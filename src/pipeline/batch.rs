@@ -11,6 +11,7 @@ use std::sync::atomic::Ordering;
 use crate::id::{LineOrigin, reject_id};
 use crate::parse::ParseError;
 use crate::record::Record;
+use crate::store::copy::EncodedRows;
 use crate::store::{Reject, RejectStage};
 use crate::tail::{Chunk, Position};
 
@@ -25,13 +26,52 @@ struct LineRef {
     end: u32,
 }
 
+/// A batch's rows: as records (SQLite, `--dry-run`), or encoded for
+/// PostgreSQL's COPY as they are made, which keeps a batch in flight to a few
+/// hundred contiguous bytes a row.
+#[derive(Debug)]
+pub enum Rows {
+    /// Records as they are.
+    Records(Vec<Record>),
+    /// Records encoded for COPY.
+    Encoded(EncodedRows),
+}
+
+impl Rows {
+    /// How many rows.
+    pub fn len(&self) -> usize {
+        match self {
+            Rows::Records(records) => records.len(),
+            Rows::Encoded(encoded) => encoded.len(),
+        }
+    }
+
+    /// True when there are no rows.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn push(&mut self, record: Record) {
+        match self {
+            Rows::Records(records) => records.push(record),
+            Rows::Encoded(encoded) => encoded.push(&record),
+        }
+    }
+}
+
+impl Default for Rows {
+    fn default() -> Rows {
+        Rows::Records(Vec::new())
+    }
+}
+
 /// Records and rejects from consecutive chunks.
 #[derive(Debug, Default)]
 pub struct Batch {
     /// Position in the order batches were cut (for in-order acknowledgement).
     pub seq: u64,
     /// The rows to write.
-    pub records: Vec<Record>,
+    pub rows: Rows,
     /// Lines that did not parse.
     pub rejects: Vec<Reject>,
     /// Where each checkpointed file got to, oldest first.
@@ -42,6 +82,19 @@ pub struct Batch {
 }
 
 impl Batch {
+    /// An empty batch whose rows are encoded for COPY when `encoded`.
+    pub fn new(encoded: bool) -> Batch {
+        let rows = if encoded {
+            Rows::Encoded(EncodedRows::default())
+        } else {
+            Rows::Records(Vec::new())
+        };
+        Batch {
+            rows,
+            ..Batch::default()
+        }
+    }
+
     /// True when the batch holds nothing to write or acknowledge.
     pub fn is_empty(&self) -> bool {
         self.chunks.is_empty()
@@ -62,7 +115,7 @@ impl Batch {
             };
             match parse_line(parser, line.text, origin) {
                 Ok(record) => {
-                    self.records.push(record);
+                    self.rows.push(record);
                     self.lines.push(LineRef {
                         chunk: index,
                         start: offset_in_chunk,
@@ -100,13 +153,12 @@ impl Batch {
         }
     }
 
-    /// The dead letter for record `index`, which the database refused.
-    pub fn refused(&self, index: usize, reason: String) -> Reject {
+    /// The dead letter for row `index`, which the database refused.
+    pub fn refused(&self, index: usize, reason: String, parsers: &[SourceParser]) -> Reject {
         let line = self.lines[index];
         let chunk = &self.chunks[line.chunk as usize];
-        let record = &self.records[index];
         let origin = LineOrigin {
-            source: record.source.as_deref().unwrap_or(""),
+            source: &parsers[chunk.source].name,
             fingerprint: chunk.file.fingerprint,
             offset: chunk.start + u64::from(line.start),
         };

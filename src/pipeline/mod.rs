@@ -105,6 +105,8 @@ pub struct Options {
     pub flush_interval: Duration,
     /// Batches written at once.
     pub writers: usize,
+    /// Encode rows for PostgreSQL's COPY as they are made (see [`batch::Rows`]).
+    pub encode: bool,
 }
 
 /// Where batches go.
@@ -113,6 +115,14 @@ pub enum Sink {
     Store(Arc<Writer>),
     /// Records printed as JSON lines, nothing written (`run --dry-run`).
     Print(Box<dyn Write + Send>),
+}
+
+impl Sink {
+    /// True when rows are best encoded for COPY as they are made: writing to
+    /// PostgreSQL.
+    pub fn encodes_rows(&self) -> bool {
+        matches!(self, Sink::Store(writer) if matches!(writer.store(), crate::store::Store::Postgres(_)))
+    }
 }
 
 /// Runs batcher, writers and acker until `chunks_rx` closes and everything
@@ -131,7 +141,7 @@ pub async fn drive(
     let batcher = tokio::spawn(cut_batches(
         chunks_rx,
         batches_tx,
-        parsers,
+        parsers.clone(),
         options,
         stats.clone(),
     ));
@@ -146,6 +156,7 @@ pub async fn drive(
                     shared_rx.clone(),
                     writer.clone(),
                     done_tx.clone(),
+                    parsers.clone(),
                     stats.clone(),
                 );
                 writers.push(tokio::spawn(task));
@@ -182,14 +193,14 @@ async fn cut_batches(
     stats: Arc<Stats>,
 ) {
     let mut seq = 0;
-    let mut batch = Batch::default();
+    let mut batch = Batch::new(options.encode);
     let mut deadline: Option<tokio::time::Instant> = None;
     loop {
         let chunk = match deadline {
             Some(at) => tokio::select! {
                 chunk = chunks_rx.recv() => chunk,
                 _ = tokio::time::sleep_until(at) => {
-                    cut(&mut batch, &mut seq, &batches_tx).await;
+                    cut(&mut batch, &mut seq, &batches_tx, options.encode).await;
                     deadline = None;
                     continue;
                 }
@@ -202,22 +213,22 @@ async fn cut_batches(
         if deadline.is_none() {
             deadline = Some(tokio::time::Instant::now() + options.flush_interval);
         }
-        if caught_up || batch.records.len() >= options.batch_rows {
-            cut(&mut batch, &mut seq, &batches_tx).await;
+        if caught_up || batch.rows.len() >= options.batch_rows {
+            cut(&mut batch, &mut seq, &batches_tx, options.encode).await;
             deadline = None;
         }
     }
-    cut(&mut batch, &mut seq, &batches_tx).await;
+    cut(&mut batch, &mut seq, &batches_tx, options.encode).await;
 }
 
-async fn cut(batch: &mut Batch, seq: &mut u64, batches_tx: &mpsc::Sender<Batch>) {
+async fn cut(batch: &mut Batch, seq: &mut u64, batches_tx: &mpsc::Sender<Batch>, encode: bool) {
     if batch.is_empty() {
         return;
     }
-    let mut full = std::mem::take(batch);
+    let mut full = std::mem::replace(batch, Batch::new(encode));
     full.seq = *seq;
     *seq += 1;
-    debug!(seq = full.seq, rows = full.records.len(), "batch cut");
+    debug!(seq = full.seq, rows = full.rows.len(), "batch cut");
     let _ = batches_tx.send(full).await;
 }
 
@@ -226,14 +237,15 @@ async fn write_batches(
     batches_rx: Arc<Mutex<mpsc::Receiver<Batch>>>,
     writer: Arc<Writer>,
     done_tx: mpsc::Sender<Batch>,
+    parsers: Arc<Vec<SourceParser>>,
     stats: Arc<Stats>,
 ) -> Result<(), PipelineError> {
     loop {
         let next = batches_rx.lock().await.recv().await;
         let Some(mut batch) = next else { return Ok(()) };
-        commit(&writer, &batch, &stats).await?;
-        // The acker needs only positions and buffers: free the records now.
-        batch.records = Vec::new();
+        commit(&writer, &batch, &parsers, &stats).await?;
+        // The acker needs only positions and buffers: free the rows now.
+        batch.rows = batch::Rows::default();
         if done_tx.send(batch).await.is_err() {
             return Ok(());
         }
@@ -241,17 +253,25 @@ async fn write_batches(
 }
 
 /// Stores a batch's parse rejects, then its rows, then the rows refused.
-async fn commit(writer: &Writer, batch: &Batch, stats: &Stats) -> Result<(), PipelineError> {
+async fn commit(
+    writer: &Writer,
+    batch: &Batch,
+    parsers: &[SourceParser],
+    stats: &Stats,
+) -> Result<(), PipelineError> {
     let started = Instant::now();
     if !batch.rejects.is_empty() {
         store_rejects(writer, &batch.rejects).await?;
     }
-    let report = writer.write(&batch.records).await?;
+    let report = match &batch.rows {
+        batch::Rows::Records(records) => writer.write(records.as_slice()).await?,
+        batch::Rows::Encoded(encoded) => writer.write(encoded).await?,
+    };
     if !report.refused.is_empty() {
         let refused: Vec<_> = report
             .refused
             .iter()
-            .map(|(i, reason)| batch.refused(*i, reason.clone()))
+            .map(|(i, reason)| batch.refused(*i, reason.clone(), parsers))
             .collect();
         store_rejects(writer, &refused).await?;
     }
@@ -307,7 +327,11 @@ async fn print_batches(
     done_tx: mpsc::Sender<Batch>,
 ) -> Result<(), PipelineError> {
     while let Some(batch) = batches_rx.recv().await {
-        for record in &batch.records {
+        let records = match &batch.rows {
+            batch::Rows::Records(records) => records.as_slice(),
+            batch::Rows::Encoded(_) => &[],
+        };
+        for record in records {
             let line = serde_json::to_string(record).unwrap_or_default();
             if writeln!(out, "{line}").is_err() {
                 return Ok(());

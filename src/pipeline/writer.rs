@@ -16,8 +16,78 @@ use std::time::{Duration, Instant};
 use backon::{ExponentialBuilder, Retryable};
 use tracing::{error, info, warn};
 
+use std::future::Future;
+use std::ops::Range;
+
 use crate::record::Record;
+use crate::store::copy::EncodedRows;
 use crate::store::{Store, StoreError, WriteOutcome};
+
+/// Rows a [`Writer`] can write in parts: records, or records encoded for
+/// PostgreSQL's COPY as they were made.
+pub trait RowSet: Sync {
+    /// How many rows.
+    fn count(&self) -> usize;
+
+    /// Writes rows `range`; `merge` skips the fast path (see [`Store::merge`]).
+    fn write_range(
+        &self,
+        store: &Store,
+        range: Range<usize>,
+        merge: bool,
+    ) -> impl Future<Output = Result<WriteOutcome, StoreError>> + Send;
+}
+
+impl RowSet for [Record] {
+    fn count(&self) -> usize {
+        self.len()
+    }
+
+    async fn write_range(
+        &self,
+        store: &Store,
+        range: Range<usize>,
+        merge: bool,
+    ) -> Result<WriteOutcome, StoreError> {
+        let rows = &self[range];
+        if merge {
+            store.merge(rows).await
+        } else {
+            store.write(rows).await
+        }
+    }
+}
+
+impl RowSet for Vec<Record> {
+    fn count(&self) -> usize {
+        self.len()
+    }
+
+    fn write_range(
+        &self,
+        store: &Store,
+        range: Range<usize>,
+        merge: bool,
+    ) -> impl Future<Output = Result<WriteOutcome, StoreError>> + Send {
+        self.as_slice().write_range(store, range, merge)
+    }
+}
+
+impl RowSet for EncodedRows {
+    fn count(&self) -> usize {
+        self.len()
+    }
+
+    async fn write_range(
+        &self,
+        store: &Store,
+        range: Range<usize>,
+        merge: bool,
+    ) -> Result<WriteOutcome, StoreError> {
+        let count = range.len();
+        store.write_encoded(self.bytes(range), count, merge).await
+    }
+}
 
 /// How failed writes are retried.
 #[derive(Debug, Clone, Copy)]
@@ -98,52 +168,50 @@ impl Writer {
 
     /// Writes `rows`. Returns an error only when retries are bounded and ran
     /// out; refused rows are in the report, not an error.
-    pub async fn write(&self, rows: &[Record]) -> Result<WriteReport, StoreError> {
+    pub async fn write<R: RowSet + ?Sized>(&self, rows: &R) -> Result<WriteReport, StoreError> {
         let mut report = WriteReport::default();
-        self.write_splitting(rows, 0, &mut report).await?;
+        if rows.count() > 0 {
+            self.write_splitting(rows, 0..rows.count(), &mut report)
+                .await?;
+        }
         Ok(report)
     }
 
-    async fn write_splitting(
+    async fn write_splitting<R: RowSet + ?Sized>(
         &self,
-        rows: &[Record],
-        first: usize,
+        rows: &R,
+        range: Range<usize>,
         report: &mut WriteReport,
     ) -> Result<(), StoreError> {
-        match self.write_retrying(rows, report).await {
+        match self.write_retrying(rows, range.clone(), report).await {
             Ok(outcome) => {
                 report.outcome.add(outcome);
                 Ok(())
             }
             Err(e) if e.is_retryable() => Err(e),
-            Err(e) if rows.len() == 1 => {
-                error!(index = first, error = %e, "database refused a row; setting it aside");
-                report.refused.push((first, e.to_string()));
+            Err(e) if range.len() == 1 => {
+                error!(index = range.start, error = %e, "database refused a row; setting it aside");
+                report.refused.push((range.start, e.to_string()));
                 Ok(())
             }
             Err(e) => {
-                warn!(rows = rows.len(), error = %e, "database refused a batch; splitting it");
-                let middle = rows.len() / 2;
-                Box::pin(self.write_splitting(&rows[..middle], first, report)).await?;
-                Box::pin(self.write_splitting(&rows[middle..], first + middle, report)).await
+                warn!(rows = range.len(), error = %e, "database refused a batch; splitting it");
+                let middle = range.start + range.len() / 2;
+                Box::pin(self.write_splitting(rows, range.start..middle, report)).await?;
+                Box::pin(self.write_splitting(rows, middle..range.end, report)).await
             }
         }
     }
 
-    async fn write_retrying(
+    async fn write_retrying<R: RowSet + ?Sized>(
         &self,
-        rows: &[Record],
+        rows: &R,
+        range: Range<usize>,
         report: &mut WriteReport,
     ) -> Result<WriteOutcome, StoreError> {
         let mut retries = 0;
         let merge = self.replaying.load(Ordering::Relaxed);
-        let attempt = || async {
-            if merge {
-                self.store.merge(rows).await
-            } else {
-                self.store.write(rows).await
-            }
-        };
+        let attempt = || rows.write_range(&self.store, range.clone(), merge);
         let result = attempt
             .retry(self.policy.backoff())
             .sleep(tokio::time::sleep)

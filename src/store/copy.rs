@@ -26,16 +26,63 @@ const FIELD_COUNT: i16 = 18;
 /// Microseconds between the Unix epoch and PostgreSQL's (2000-01-01 UTC).
 const PG_EPOCH_OFFSET_MICROS: i64 = 946_684_800_000_000;
 
-/// Appends the COPY header.
-pub fn encode_header(out: &mut Vec<u8>) {
-    out.extend_from_slice(b"PGCOPY\n\xff\r\n\0");
-    out.extend_from_slice(&0i32.to_be_bytes());
-    out.extend_from_slice(&0i32.to_be_bytes());
+/// What a binary COPY stream starts with: the signature, no flags, no
+/// header extension.
+pub const HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
+
+/// What a binary COPY stream ends with: a field count of -1.
+pub const TRAILER: &[u8] = &[0xff, 0xff];
+
+/// Records encoded for COPY as they are made, so that a batch in flight
+/// holds a few hundred contiguous bytes a row instead of a dozen small
+/// allocations; any run of rows can be sent on its own.
+#[derive(Debug, Default, Clone)]
+pub struct EncodedRows {
+    data: Vec<u8>,
+    ends: Vec<u32>,
 }
 
-/// Appends the COPY trailer.
-pub fn encode_trailer(out: &mut Vec<u8>) {
-    out.extend_from_slice(&(-1i16).to_be_bytes());
+impl EncodedRows {
+    /// Appends one record.
+    pub fn push(&mut self, record: &Record) {
+        encode_row(&mut self.data, record);
+        // A batch is far below 4 GiB: rows are bounded by the line limit.
+        self.ends.push(self.data.len() as u32);
+    }
+
+    /// How many rows.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// True when there are no rows.
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// The encoded bytes of rows `range`.
+    pub fn bytes(&self, range: std::ops::Range<usize>) -> &[u8] {
+        let start = if range.start == 0 {
+            0
+        } else {
+            self.ends[range.start - 1] as usize
+        };
+        let end = if range.end == 0 {
+            0
+        } else {
+            self.ends[range.end - 1] as usize
+        };
+        &self.data[start..end]
+    }
+}
+
+/// Rows encoded back to back, without header or trailer.
+pub fn encode_rows(rows: &[Record]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(rows.len() * 256);
+    for row in rows {
+        encode_row(&mut out, row);
+    }
+    out
 }
 
 /// Appends one record as a COPY row.
@@ -112,6 +159,13 @@ mod tests {
         let mut out = Vec::new();
         time(&mut out, Utc.with_ymd_and_hms(2000, 1, 1, 0, 0, 0).unwrap());
         assert_eq!(out, [0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 0]);
+    }
+
+    #[test]
+    fn header_is_the_signature_and_two_zero_words() {
+        assert_eq!(&HEADER[..11], b"PGCOPY\n\xff\r\n\0");
+        assert_eq!(HEADER.len(), 19);
+        assert_eq!(TRAILER, (-1i16).to_be_bytes());
     }
 
     #[test]

@@ -44,6 +44,9 @@ pub enum StoreError {
         /// What went wrong.
         reason: String,
     },
+    /// The operation does not exist for this backend (a programming error).
+    #[error("not supported by this store: {0}")]
+    Unsupported(&'static str),
     /// A statement failed.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),

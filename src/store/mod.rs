@@ -7,7 +7,7 @@
 //! in the binary) and batched writes that ignore rows already stored, so that
 //! writing the same record twice adds nothing. Reads live in [`crate::query`].
 
-mod copy;
+pub mod copy;
 mod error;
 mod postgres;
 mod rejects;
@@ -112,6 +112,21 @@ impl Store {
         match self {
             Store::Sqlite(pool) => sqlite::write(pool, rows).await,
             Store::Postgres(pool) => postgres::merge(pool, rows).await,
+        }
+    }
+
+    /// Writes `count` rows encoded with [`copy::encode_row`] (PostgreSQL
+    /// only), as [`Store::write`] does; `merge` as [`Store::merge`] does.
+    pub async fn write_encoded(
+        &self,
+        encoded: &[u8],
+        count: usize,
+        merge: bool,
+    ) -> Result<WriteOutcome, StoreError> {
+        match self {
+            Store::Postgres(pool) if merge => postgres::merge_encoded(pool, encoded, count).await,
+            Store::Postgres(pool) => postgres::write_encoded(pool, encoded, count).await,
+            Store::Sqlite(_) => Err(StoreError::Unsupported("encoded rows are for PostgreSQL")),
         }
     }
 

@@ -90,8 +90,17 @@ pub(super) async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
 /// the primary key stops that COPY, the transaction is rolled back, and the
 /// batch is merged instead (see [`merge`]), which skips what is stored.
 pub(super) async fn write(pool: &PgPool, rows: &[Record]) -> Result<WriteOutcome, StoreError> {
+    write_encoded(pool, &copy::encode_rows(rows), rows.len()).await
+}
+
+/// [`write`] for `count` rows already encoded by [`copy::encode_row`].
+pub(super) async fn write_encoded(
+    pool: &PgPool,
+    encoded: &[u8],
+    count: usize,
+) -> Result<WriteOutcome, StoreError> {
     let mut tx = pool.begin().await?;
-    match copy_into(&mut tx, COPY_TABLE, encode(rows)).await {
+    match copy_into(&mut tx, COPY_TABLE, encoded).await {
         Ok(written) => {
             tx.commit().await?;
             Ok(WriteOutcome {
@@ -101,7 +110,7 @@ pub(super) async fn write(pool: &PgPool, rows: &[Record]) -> Result<WriteOutcome
         }
         Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some(UNIQUE_VIOLATION) => {
             tx.rollback().await?;
-            merge(pool, rows).await
+            merge_encoded(pool, encoded, count).await
         }
         Err(e) => Err(e.into()),
     }
@@ -111,34 +120,36 @@ pub(super) async fn write(pool: &PgPool, rows: &[Record]) -> Result<WriteOutcome
 /// `INSERT … SELECT … ON CONFLICT (id) DO NOTHING`. Slower than a plain COPY,
 /// but rows already stored are skipped instead of failing the batch.
 pub(super) async fn merge(pool: &PgPool, rows: &[Record]) -> Result<WriteOutcome, StoreError> {
+    merge_encoded(pool, &copy::encode_rows(rows), rows.len()).await
+}
+
+/// [`merge`] for `count` rows already encoded by [`copy::encode_row`].
+pub(super) async fn merge_encoded(
+    pool: &PgPool,
+    encoded: &[u8],
+    count: usize,
+) -> Result<WriteOutcome, StoreError> {
     let mut tx = pool.begin().await?;
     tx.execute(STAGING_DDL).await?;
-    copy_into(&mut tx, COPY_STAGING, encode(rows)).await?;
+    copy_into(&mut tx, COPY_STAGING, encoded).await?;
     let written = tx.execute(INSERT_FROM_STAGING).await?.rows_affected();
     tx.commit().await?;
     Ok(WriteOutcome {
         written,
-        duplicates: rows.len() as u64 - written,
+        duplicates: count as u64 - written,
     })
 }
 
-fn encode(rows: &[Record]) -> Vec<u8> {
-    let mut buf = Vec::with_capacity(rows.len() * 256);
-    copy::encode_header(&mut buf);
-    for row in rows {
-        copy::encode_row(&mut buf, row);
-    }
-    copy::encode_trailer(&mut buf);
-    buf
-}
-
+/// Sends encoded rows between COPY's header and trailer.
 async fn copy_into(
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
     statement: &'static str,
-    buf: Vec<u8>,
+    encoded: &[u8],
 ) -> Result<u64, sqlx::Error> {
     let mut sink = tx.copy_in_raw(statement).await?;
-    sink.send(buf).await?;
+    sink.send(copy::HEADER).await?;
+    sink.send(encoded).await?;
+    sink.send(copy::TRAILER).await?;
     sink.finish().await
 }
 
