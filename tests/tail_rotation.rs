@@ -286,7 +286,11 @@ async fn checkpointed_file_that_is_gone_is_reported_and_the_live_file_read_whole
     append(&env.log, &numbered("b", 0, 2));
     let mut again = env.start(&config, StartFrom::Checkpoints, 16);
     assert_eq!(texts(&again.lines(2).await), numbered_texts("b", 0, 2));
-    assert_eq!(TailCounters::get(&again.counters.checkpoint_lost), 1);
+    // The new file may reuse the deleted file's inode; it then counts as the
+    // checkpointed file truncated and refilled. Either way it is read whole.
+    let lost = TailCounters::get(&again.counters.checkpoint_lost);
+    let truncated = TailCounters::get(&again.counters.truncated);
+    assert_eq!(lost + truncated, 1);
     again.stop().await;
 }
 

@@ -236,10 +236,21 @@ impl OpenFile {
         }
     }
 
-    /// Goes back to byte 0 and forgets the fingerprint (after a truncation).
+    /// Goes back to byte 0 and forgets the fingerprint (after a truncation
+    /// or a rewrite).
     pub(crate) fn restart(&mut self, fingerprint_bytes: usize) -> io::Result<()> {
-        if let Input::Plain(file) = &mut self.input {
-            file.seek(SeekFrom::Start(0))?;
+        match &mut self.input {
+            Input::Plain(file) => {
+                file.seek(SeekFrom::Start(0))?;
+            }
+            Input::Gz(decoder) => {
+                let mut file = decoder.get_ref().get_ref().try_clone()?;
+                file.seek(SeekFrom::Start(0))?;
+                **decoder = MultiGzDecoder::new(BufReader::new(file));
+                self.read_to = 0;
+                self.pending.clear();
+                return Ok(());
+            }
         }
         self.read_to = 0;
         self.pending.clear();
@@ -303,8 +314,23 @@ impl OpenFile {
         data
     }
 
-    /// Fills `buf` from the read position as far as the file allows,
-    /// without counting the bytes as read; returns how many were filled.
+    /// Moves the read position `count` bytes on (for a compressed file, by
+    /// decompressing them), stopping early at the end of the file.
+    pub(crate) fn skip(&mut self, count: u64) -> io::Result<()> {
+        let skipped = match &mut self.input {
+            Input::Plain(file) => {
+                let target = self.read_to + count;
+                file.seek(SeekFrom::Start(target))?;
+                count
+            }
+            Input::Gz(decoder) => io::copy(&mut decoder.take(count), &mut io::sink())?,
+        };
+        self.read_to += skipped;
+        Ok(())
+    }
+
+    /// Fills `buf` from the read position as far as the file allows and
+    /// moves past those bytes; returns how many were filled.
     pub(crate) fn read_into(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let mut filled = 0;
         while filled < buf.len() {
@@ -317,6 +343,7 @@ impl OpenFile {
             }
             filled += count;
         }
+        self.read_to += filled as u64;
         Ok(filled)
     }
 
@@ -363,15 +390,4 @@ fn read_prefix(file: &File, len: usize) -> io::Result<Vec<u8>> {
     }
     prefix.truncate(filled);
     Ok(prefix)
-}
-
-/// The fingerprint of the file at `path` as it stands (plain or `.gz`),
-/// treating it as finished; `Ok(None)` when it is empty.
-pub(crate) fn fingerprint_path(path: &Path, fingerprint_bytes: usize) -> io::Result<Option<u64>> {
-    let file = File::open(path)?;
-    if is_gz(path) {
-        super::fingerprint_reader(MultiGzDecoder::new(BufReader::new(file)), fingerprint_bytes)
-    } else {
-        super::fingerprint_reader(file, fingerprint_bytes)
-    }
 }

@@ -145,7 +145,7 @@ impl Running {
         while seen.len() < count {
             let left = deadline.saturating_duration_since(Instant::now());
             match tokio::time::timeout(left, self.chunks_rx.recv()).await {
-                Ok(Some(chunk)) => seen.extend(self.take(chunk)),
+                Ok(Some(chunk)) => seen.extend(self.take_chunk(chunk)),
                 Ok(None) => panic!("tailer ended; got {} of {count}: {seen:#?}", seen.len()),
                 Err(_) => panic!(
                     "timed out after {wait:?}; got {} of {count} lines: {:#?}",
@@ -164,7 +164,7 @@ impl Running {
             let left = deadline.saturating_duration_since(Instant::now());
             match tokio::time::timeout(left, self.chunks_rx.recv()).await {
                 Ok(Some(chunk)) => {
-                    let extra = self.take(chunk);
+                    let extra = self.take_chunk(chunk);
                     assert!(extra.is_empty(), "unexpected lines: {extra:#?}");
                 }
                 Ok(None) | Err(_) => return,
@@ -172,7 +172,8 @@ impl Running {
         }
     }
 
-    fn take(&mut self, chunk: Chunk) -> Vec<Seen> {
+    /// Turns a chunk into lines and keeps them as received, not acknowledged.
+    pub fn take_chunk(&mut self, chunk: Chunk) -> Vec<Seen> {
         let seen: Vec<Seen> = chunk
             .lines()
             .map(|line| Seen {
