@@ -213,3 +213,13 @@ impl Running {
 pub fn texts(lines: &[Seen]) -> Vec<String> {
     lines.iter().map(|l| l.text.clone()).collect()
 }
+
+/// Waits until `condition` holds, checking every few milliseconds; fails
+/// after `WAIT` naming `what`.
+pub async fn until(what: &str, condition: impl Fn() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
