@@ -525,8 +525,7 @@ impl Follower {
             inode: 0,
             fingerprint: 0,
         });
-        let lines = memchr::memchr_iter(b'\n', &data).count() as u64 + u64::from(unterminated);
-        context.events.read(&self.path, lines, data.len() as u64);
+        context.events.read(&self.path, data.len() as u64);
         Chunk {
             source: self.source,
             path: Arc::clone(&self.path),
