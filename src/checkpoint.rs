@@ -172,7 +172,8 @@ impl Checkpoints {
         let text = fs::read(&self.temp_path).ok()?;
         match parse(&text) {
             Ok(entries) => {
-                tracing::warn!(path = %self.temp_path.display(), "checkpoint recovered from temporary file");
+                let path = self.temp_path.display();
+                tracing::warn!(%path, "checkpoint recovered from temporary file");
                 Some(entries)
             }
             Err(reason) => {

@@ -30,8 +30,10 @@ pub trait TailEvents: Send + Sync + 'static {
     fn checkpoint_lost(&self, path: &Path, file: &FileId, offset: u64);
     /// A rotated file ended in a line without `\n`, handed on as it stands.
     fn unterminated(&self, path: &Path, file: &FileId, offset: u64);
-    /// A chunk of `lines` lines and `bytes` bytes was handed on.
-    fn read(&self, path: &Path, lines: u64, bytes: u64);
+    /// A chunk of `bytes` bytes was handed on. Lines are not counted here:
+    /// that would be a second pass over every byte, and the consumer walks
+    /// the lines anyway.
+    fn read(&self, path: &Path, bytes: u64);
     /// An error reading `path`; the tailer tries again at the next poll.
     fn io_error(&self, path: &Path, error: &std::io::Error);
 }
@@ -53,8 +55,8 @@ pub struct TailCounters {
     pub checkpoint_lost: AtomicU64,
     /// Final lines handed on without `\n`.
     pub unterminated: AtomicU64,
-    /// Lines handed on.
-    pub lines: AtomicU64,
+    /// Chunks handed on.
+    pub chunks: AtomicU64,
     /// Bytes handed on.
     pub bytes: AtomicU64,
     /// Read errors.
@@ -120,10 +122,10 @@ impl TailEvents for TailCounters {
         );
     }
 
-    fn read(&self, path: &Path, lines: u64, bytes: u64) {
-        bump(&self.lines, lines);
+    fn read(&self, path: &Path, bytes: u64) {
+        bump(&self.chunks, 1);
         bump(&self.bytes, bytes);
-        tracing::trace!(path = %path.display(), lines, bytes, "chunk read");
+        tracing::trace!(path = %path.display(), bytes, "chunk read");
     }
 
     fn io_error(&self, path: &Path, error: &std::io::Error) {

@@ -7,7 +7,7 @@
 //! chunks back to the tailer loop one [`Step`] at a time and never waits
 //! itself. Checkpoints are only read here, when the follower is built.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use xxhash_rust::xxh3::xxh3_64;
 
-use super::reader::{BufferPool, OpenFile, Read1, fingerprint_path, mtime_nanos};
+use super::reader::{BufferPool, OpenFile, Read1, mtime_nanos};
 use super::siblings::siblings_oldest_first;
 use super::{Chunk, FileId, TailEvents};
 use crate::checkpoint::Entry;
@@ -68,12 +68,17 @@ pub(crate) struct Follower {
     source: usize,
     path: Arc<Path>,
     current: Option<Current>,
-    /// Rotated files (and where to start in each) to read before the live path.
-    backlog: VecDeque<(PathBuf, u64)>,
+    /// Files, open and positioned, to read before the live path is looked at
+    /// again: rotated ones, then possibly the live file as it was when they
+    /// were queued.
+    backlog: VecDeque<(PathBuf, OpenFile, Role)>,
     /// Fingerprints of files finished lately.
     finished: VecDeque<u64>,
     /// When the live path was seen pointing at another file than `current`.
     rotated_at: Option<Instant>,
+    /// While the live path is missing with nothing left to read: the device
+    /// and inode of every sibling when the wait began.
+    waiting_among: Option<HashSet<(u64, u64)>>,
     /// The kind of the last error reported, so that a lasting one is not
     /// reported at every poll.
     last_error: Option<io::ErrorKind>,
@@ -115,6 +120,7 @@ impl Follower {
             backlog: VecDeque::new(),
             finished: VecDeque::new(),
             rotated_at: None,
+            waiting_among: None,
             last_error: None,
         };
         let resumed = match start {
@@ -128,6 +134,9 @@ impl Follower {
             }
             Start::Checkpoint(entry) => follower.resume(entry, context)?,
         };
+        if follower.current.is_none() && follower.backlog.is_empty() {
+            follower.waiting_among = Some(sibling_inodes(path)?);
+        }
         Ok((follower, resumed))
     }
 
@@ -163,61 +172,134 @@ impl Follower {
 
     /// Positions the follower from a checkpoint: in the live file when it is
     /// the checkpointed one, else in the rotated sibling that is, followed
-    /// by the siblings rotated after it.
+    /// by the siblings rotated after it. Files are opened at once, so that
+    /// a rotation while they wait their turn cannot swap them.
     fn resume(&mut self, entry: Entry, context: &Context) -> io::Result<Resumed> {
         let fingerprint = entry.file.fingerprint;
-        let live = match OpenFile::open_plain(&self.path, 0, context.fingerprint_bytes) {
-            Ok(probe) => probe.id().map(|id| id.fingerprint),
-            Err(error) if error.kind() == io::ErrorKind::NotFound => None,
-            Err(error) => return Err(error),
-        };
-        if live == Some(fingerprint) {
-            if !is_intact(&self.path, &entry)? {
-                context
-                    .events
-                    .rewritten(&self.path, &entry.file, entry.offset);
-                self.open_live_at(0, context)?;
-                return Ok(Resumed::Rewritten);
-            }
-            self.open_live_at(entry.offset, context)?;
-            return Ok(Resumed::AsRecorded);
+        let mut live = self.open_live(context)?;
+        if let Some(file) = &mut live
+            && file.id().map(|id| id.fingerprint) == Some(fingerprint)
+        {
+            let mut file = live.take().expect("matched just above");
+            let resumed = position_at(&mut file, &self.path, &entry, context)?;
+            context
+                .events
+                .opened(&self.path, &file.id_or_zero(), file.read_to());
+            self.current = Some(Current {
+                file,
+                role: Role::Live,
+            });
+            return Ok(resumed);
         }
 
         let siblings = siblings_oldest_first(&self.path)?;
         for (index, sibling) in siblings.iter().enumerate() {
-            if fingerprint_path(sibling, context.fingerprint_bytes)? != Some(fingerprint) {
+            let Some(mut file) = open_rotated(sibling, context)? else {
+                continue;
+            };
+            if file.id().map(|id| id.fingerprint) != Some(fingerprint) {
                 continue;
             }
-            let mut resumed = Resumed::AsRecorded;
-            let mut offset = entry.offset;
-            if !is_intact(sibling, &entry)? {
-                context.events.rewritten(sibling, &entry.file, offset);
-                (offset, resumed) = (0, Resumed::Rewritten);
-            }
-            self.backlog.push_back((sibling.clone(), offset));
+            let resumed = position_at(&mut file, sibling, &entry, context)?;
+            self.backlog
+                .push_back((sibling.clone(), file, Role::Rotated));
             self.remember_finished(fingerprint);
-            self.queue_newer(&siblings[index + 1..], context)?;
+            self.queue_newer(&siblings[index + 1..], live.as_ref(), context)?;
+            self.queue_live(live)?;
             return Ok(resumed);
         }
+        self.resume_truncated(entry, live, &siblings, context)
+    }
 
+    /// No file has the checkpointed fingerprint. A file with the checkpointed
+    /// device and inode was truncated (copytruncate) after the checkpoint and
+    /// refilled: it is read from 0, then what was rotated after it. Failing
+    /// that, the checkpointed file is lost and the live file is read from 0.
+    fn resume_truncated(
+        &mut self,
+        entry: Entry,
+        live: Option<OpenFile>,
+        siblings: &[PathBuf],
+        context: &Context,
+    ) -> io::Result<Resumed> {
+        let same_inode = |file: &OpenFile| file.dev_inode() == (entry.file.dev, entry.file.inode);
+        if live.as_ref().is_some_and(same_inode) {
+            context
+                .events
+                .truncated(&self.path, &entry.file, entry.offset);
+            self.queue_live(live)?;
+            return Ok(Resumed::Rewritten);
+        }
+        for (index, sibling) in siblings.iter().enumerate() {
+            let Some(file) = open_rotated(sibling, context)? else {
+                continue;
+            };
+            if !same_inode(&file) {
+                continue;
+            }
+            context.events.truncated(sibling, &entry.file, entry.offset);
+            self.backlog
+                .push_back((sibling.clone(), file, Role::Rotated));
+            self.queue_newer(&siblings[index + 1..], live.as_ref(), context)?;
+            self.queue_live(live)?;
+            return Ok(Resumed::Rewritten);
+        }
         context
             .events
             .checkpoint_lost(&self.path, &entry.file, entry.offset);
         Ok(Resumed::AsRecorded)
     }
 
-    /// Queues `newer` siblings (oldest first) that were not read already.
-    fn queue_newer(&mut self, newer: &[PathBuf], context: &Context) -> io::Result<()> {
+    /// Opens and queues the `newer` siblings (oldest first) not read already,
+    /// leaving out the `live` file if it was rotated since it was opened.
+    fn queue_newer(
+        &mut self,
+        newer: &[PathBuf],
+        live: Option<&OpenFile>,
+        context: &Context,
+    ) -> io::Result<()> {
+        let live = live.map(OpenFile::dev_inode);
         for sibling in newer {
-            match fingerprint_path(sibling, context.fingerprint_bytes)? {
-                Some(fingerprint) if !self.finished.contains(&fingerprint) => {
-                    self.remember_finished(fingerprint);
-                    self.backlog.push_back((sibling.clone(), 0));
+            let Some(file) = open_rotated(sibling, context)? else {
+                continue;
+            };
+            if Some(file.dev_inode()) == live {
+                continue;
+            }
+            match file.id() {
+                Some(id) if !self.finished.contains(&id.fingerprint) => {
+                    self.remember_finished(id.fingerprint);
+                    self.backlog
+                        .push_back((sibling.clone(), file, Role::Rotated));
                 }
                 _ => {}
             }
         }
         Ok(())
+    }
+
+    /// Queues the live file, opened before its siblings were listed so that
+    /// a rotation in between cannot skip a file.
+    /// When there is no live file, remembers the siblings there are now, so
+    /// that files rotated away before the live one is seen are recognised.
+    fn queue_live(&mut self, live: Option<OpenFile>) -> io::Result<()> {
+        match live {
+            Some(file) => {
+                let path = self.path.to_path_buf();
+                self.backlog.push_back((path, file, Role::Live));
+            }
+            None => self.waiting_among = Some(sibling_inodes(&self.path)?),
+        }
+        Ok(())
+    }
+
+    /// The live file opened at 0, if it exists.
+    fn open_live(&self, context: &Context) -> io::Result<Option<OpenFile>> {
+        match OpenFile::open_plain(&self.path, 0, context.fingerprint_bytes) {
+            Ok(file) => Ok(Some(file)),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(error) => Err(error),
+        }
     }
 
     fn remember_finished(&mut self, fingerprint: u64) {
@@ -278,24 +360,39 @@ impl Follower {
         }
     }
 
-    /// Opens the next rotated file of the backlog, else the live file.
+    /// Starts on the next rotated file of the backlog, else opens the live
+    /// file.
     fn open_next(&mut self, context: &Context) -> io::Result<Step> {
-        let Some((path, offset)) = self.backlog.pop_front() else {
-            let opened = self.open_live_at(0, context)?;
-            return Ok(if opened { Step::Again } else { Step::Idle });
+        let Some((path, file, role)) = self.backlog.pop_front() else {
+            return self.open_live_after_wait(context);
         };
-        match OpenFile::open(&path, offset, context.fingerprint_bytes) {
-            Ok(file) => {
-                context.events.opened(&path, &file.id_or_zero(), offset);
-                self.current = Some(Current {
-                    file,
-                    role: Role::Rotated,
-                });
-                Ok(Step::Again)
+        context
+            .events
+            .opened(&path, &file.id_or_zero(), file.read_to());
+        self.current = Some(Current { file, role });
+        self.rotated_at = None;
+        Ok(Step::Again)
+    }
+
+    /// Opens the live file once it exists. Files rotated away while it was
+    /// being waited for (created and rotated between two looks) are queued
+    /// before it: the siblings that were not there when the wait began.
+    fn open_live_after_wait(&mut self, context: &Context) -> io::Result<Step> {
+        let Some(live) = self.open_live(context)? else {
+            if self.waiting_among.is_none() {
+                self.waiting_among = Some(sibling_inodes(&self.path)?);
             }
-            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(Step::Again),
-            Err(error) => Err(error),
+            return Ok(Step::Idle);
+        };
+        if let Some(known) = self.waiting_among.take() {
+            let newer: Vec<PathBuf> = siblings_oldest_first(&self.path)?
+                .into_iter()
+                .filter(|sibling| inode_of(sibling).is_some_and(|id| !known.contains(&id)))
+                .collect();
+            self.queue_newer(&newer, Some(&live), context)?;
         }
+        self.queue_live(Some(live))?;
+        Ok(Step::Again)
     }
 
     /// The file being read has no more bytes: finish it, or look at the live
@@ -391,22 +488,27 @@ impl Follower {
     /// modified since it last changed is taken instead.
     fn queue_rotated_after(&mut self, file: &OpenFile, context: &Context) -> io::Result<()> {
         use std::os::unix::fs::MetadataExt;
+        let live = self.open_live(context)?;
         let siblings = siblings_oldest_first(&self.path)?;
         let position = siblings.iter().position(|sibling| {
             std::fs::metadata(sibling)
                 .is_ok_and(|meta| (meta.dev(), meta.ino()) == file.dev_inode())
         });
-        if let Some(index) = position {
-            return self.queue_newer(&siblings[index + 1..], context);
-        }
-        let modified = file.modified_nanos()?;
-        let newer: Vec<PathBuf> = siblings
-            .into_iter()
-            .filter(|sibling| {
-                std::fs::metadata(sibling).is_ok_and(|meta| mtime_nanos(&meta) >= modified)
-            })
-            .collect();
-        self.queue_newer(&newer, context)
+        let newer: Vec<PathBuf> = match position {
+            Some(index) => siblings[index + 1..].to_vec(),
+            None => {
+                let modified = file.modified_nanos()?;
+                siblings
+                    .into_iter()
+                    .filter(|sibling| {
+                        std::fs::metadata(sibling).is_ok_and(|meta| mtime_nanos(&meta) >= modified)
+                    })
+                    .collect()
+            }
+        };
+        self.queue_newer(&newer, live.as_ref(), context)?;
+        self.queue_live(live)?;
+        Ok(())
     }
 
     fn chunk(
@@ -423,8 +525,7 @@ impl Follower {
             inode: 0,
             fingerprint: 0,
         });
-        let lines = memchr::memchr_iter(b'\n', &data).count() as u64 + u64::from(unterminated);
-        context.events.read(&self.path, lines, data.len() as u64);
+        context.events.read(&self.path, data.len() as u64);
         Chunk {
             source: self.source,
             path: Arc::clone(&self.path),
@@ -455,19 +556,55 @@ fn last_line_end(file: &std::fs::File) -> io::Result<u64> {
     Ok(0)
 }
 
-/// True when the file at `path` (plain or `.gz`) still holds, just before
-/// the entry's offset, the bytes that were committed there; false when it was
-/// rewritten or cut short.
-fn is_intact(path: &Path, entry: &Entry) -> io::Result<bool> {
-    let len = u64::from(entry.check.len);
-    if entry.offset == 0 || len == 0 {
-        return Ok(true);
+/// Opens a rotated sibling at 0 with its final fingerprint; `None` when it
+/// vanished meanwhile.
+fn open_rotated(path: &Path, context: &Context) -> io::Result<Option<OpenFile>> {
+    match OpenFile::open(path, 0, context.fingerprint_bytes) {
+        Ok(mut file) => {
+            file.identify_as_final(context.fingerprint_bytes)?;
+            Ok(Some(file))
+        }
+        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(error) => Err(error),
     }
-    let Some(begin) = entry.offset.checked_sub(len) else {
-        return Ok(false);
-    };
-    let mut file = OpenFile::open(path, begin, 1)?;
+}
+
+/// Moves `file`, open at 0, to the checkpointed offset after checking that
+/// the bytes just before it are the ones committed. When they are not, the
+/// file was rewritten: it is reported and left at 0.
+fn position_at(
+    file: &mut OpenFile,
+    path: &Path,
+    entry: &Entry,
+    context: &Context,
+) -> io::Result<Resumed> {
+    let len = u64::from(entry.check.len).min(entry.offset);
+    file.skip(entry.offset - len)?;
     let mut bytes = vec![0; len as usize];
     let filled = file.read_into(&mut bytes)?;
-    Ok(file.read_to() == begin && filled == bytes.len() && xxh3_64(&bytes) == entry.check.hash)
+    let is_intact = filled == bytes.len()
+        && file.read_to() == entry.offset
+        && (len == 0 || xxh3_64(&bytes) == entry.check.hash);
+    if is_intact {
+        return Ok(Resumed::AsRecorded);
+    }
+    context.events.rewritten(path, &entry.file, entry.offset);
+    file.restart(context.fingerprint_bytes)?;
+    Ok(Resumed::Rewritten)
+}
+
+/// Device and inode of the file at `path`, if it exists.
+fn inode_of(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path)
+        .ok()
+        .map(|meta| (meta.dev(), meta.ino()))
+}
+
+/// Device and inode of every rotated sibling of `live`.
+fn sibling_inodes(live: &Path) -> io::Result<HashSet<(u64, u64)>> {
+    Ok(siblings_oldest_first(live)?
+        .iter()
+        .filter_map(|sibling| inode_of(sibling))
+        .collect())
 }

@@ -29,12 +29,14 @@ pub struct BufferPool {
 }
 
 impl BufferPool {
-    /// A buffer with at least `capacity` bytes of room, empty.
-    pub fn take(&self, capacity: usize) -> Vec<u8> {
+    /// A buffer at least `len` bytes long, to be overwritten. A buffer given
+    /// back keeps its length, so reusing it zeroes at most its last bytes.
+    pub(crate) fn take(&self, len: usize) -> Vec<u8> {
         let reused = self.spare.lock().ok().and_then(|mut spare| spare.pop());
         let mut buf = reused.unwrap_or_default();
-        buf.clear();
-        buf.reserve(capacity);
+        if buf.len() < len {
+            buf.resize(len, 0);
+        }
         buf
     }
 
@@ -79,8 +81,11 @@ pub(crate) struct OpenFile {
     fingerprint: Option<(u64, usize)>,
     /// Offset just past the last byte read from the file.
     read_to: u64,
-    /// Bytes read but not handed on: a partial last line ending at `read_to`.
+    /// The read buffer; `pending[..filled]` holds bytes read but not handed
+    /// on (a partial last line ending at `read_to`), the rest is room.
     pending: Vec<u8>,
+    /// How many bytes of `pending` are filled.
+    filled: usize,
     /// When bytes last arrived (or the file was opened).
     last_growth: Instant,
     /// True for a compressed file, which never grows.
@@ -104,6 +109,7 @@ impl OpenFile {
             fingerprint: None,
             read_to: offset,
             pending: Vec::new(),
+            filled: 0,
             last_growth: Instant::now(),
             is_final: false,
         };
@@ -131,6 +137,7 @@ impl OpenFile {
             fingerprint,
             read_to: skipped,
             pending: Vec::new(),
+            filled: 0,
             last_growth: Instant::now(),
             is_final: true,
         })
@@ -175,7 +182,7 @@ impl OpenFile {
 
     /// Offset just past the last byte handed on.
     pub(crate) fn handed_to(&self) -> u64 {
-        self.read_to - self.pending.len() as u64
+        self.read_to - self.filled as u64
     }
 
     /// When bytes last arrived.
@@ -236,13 +243,24 @@ impl OpenFile {
         }
     }
 
-    /// Goes back to byte 0 and forgets the fingerprint (after a truncation).
+    /// Goes back to byte 0 and forgets the fingerprint (after a truncation
+    /// or a rewrite).
     pub(crate) fn restart(&mut self, fingerprint_bytes: usize) -> io::Result<()> {
-        if let Input::Plain(file) = &mut self.input {
-            file.seek(SeekFrom::Start(0))?;
+        match &mut self.input {
+            Input::Plain(file) => {
+                file.seek(SeekFrom::Start(0))?;
+            }
+            Input::Gz(decoder) => {
+                let mut file = decoder.get_ref().get_ref().try_clone()?;
+                file.seek(SeekFrom::Start(0))?;
+                **decoder = MultiGzDecoder::new(BufReader::new(file));
+                self.read_to = 0;
+                self.filled = 0;
+                return Ok(());
+            }
         }
         self.read_to = 0;
-        self.pending.clear();
+        self.filled = 0;
         self.fingerprint = None;
         self.last_growth = Instant::now();
         self.identify(fingerprint_bytes)
@@ -256,29 +274,29 @@ impl OpenFile {
         fingerprint_bytes: usize,
         pool: &BufferPool,
     ) -> io::Result<Read1> {
-        let old_len = self.pending.len();
-        let room = buf_size.saturating_sub(old_len).max(old_len).max(1);
-        self.pending.resize(old_len + room, 0);
-        let read = match &mut self.input {
-            Input::Plain(file) => file.read(&mut self.pending[old_len..]),
-            Input::Gz(decoder) => decoder.read(&mut self.pending[old_len..]),
+        // The buffer doubles only while one line fills it entirely.
+        let wanted = if self.filled < buf_size {
+            buf_size
+        } else {
+            self.filled * 2
         };
-        let count = match read {
-            Ok(count) => count,
-            Err(error) => {
-                self.pending.truncate(old_len);
-                return Err(error);
-            }
+        if self.pending.len() < wanted {
+            self.pending.resize(wanted, 0);
+        }
+        let room = &mut self.pending[self.filled..];
+        let count = match &mut self.input {
+            Input::Plain(file) => file.read(room)?,
+            Input::Gz(decoder) => decoder.read(room)?,
         };
-        self.pending.truncate(old_len + count);
         if count == 0 {
             return Ok(Read1::Eof);
         }
+        self.filled += count;
         self.read_to += count as u64;
         self.last_growth = Instant::now();
         self.identify(fingerprint_bytes)?;
 
-        let Some(last_newline) = memchr::memrchr(b'\n', &self.pending) else {
+        let Some(last_newline) = memchr::memrchr(b'\n', &self.pending[..self.filled]) else {
             return Ok(Read1::Partial);
         };
         if self.fingerprint.is_none() {
@@ -296,15 +314,32 @@ impl OpenFile {
 
     /// Takes `pending[..cut]` out as a chunk's data; the rest stays pending.
     fn split_off_lines(&mut self, cut: usize, buf_size: usize, pool: &BufferPool) -> Vec<u8> {
-        let mut rest = pool.take(buf_size);
-        rest.extend_from_slice(&self.pending[cut..]);
+        let left = self.filled - cut;
+        let mut rest = pool.take(buf_size.max(left));
+        rest[..left].copy_from_slice(&self.pending[cut..self.filled]);
         let mut data = std::mem::replace(&mut self.pending, rest);
         data.truncate(cut);
+        self.filled = left;
         data
     }
 
-    /// Fills `buf` from the read position as far as the file allows,
-    /// without counting the bytes as read; returns how many were filled.
+    /// Moves the read position `count` bytes on (for a compressed file, by
+    /// decompressing them), stopping early at the end of the file.
+    pub(crate) fn skip(&mut self, count: u64) -> io::Result<()> {
+        let skipped = match &mut self.input {
+            Input::Plain(file) => {
+                let target = self.read_to + count;
+                file.seek(SeekFrom::Start(target))?;
+                count
+            }
+            Input::Gz(decoder) => io::copy(&mut decoder.take(count), &mut io::sink())?,
+        };
+        self.read_to += skipped;
+        Ok(())
+    }
+
+    /// Fills `buf` from the read position as far as the file allows and
+    /// moves past those bytes; returns how many were filled.
     pub(crate) fn read_into(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let mut filled = 0;
         while filled < buf.len() {
@@ -317,6 +352,7 @@ impl OpenFile {
             }
             filled += count;
         }
+        self.read_to += filled as u64;
         Ok(filled)
     }
 
@@ -332,11 +368,14 @@ impl OpenFile {
 
     /// Takes the partial last line, for a file that will not grow any more.
     pub(crate) fn take_unterminated(&mut self) -> Option<(u64, Vec<u8>)> {
-        if self.pending.is_empty() {
+        if self.filled == 0 {
             return None;
         }
         let start = self.handed_to();
-        Some((start, std::mem::take(&mut self.pending)))
+        let mut data = std::mem::take(&mut self.pending);
+        data.truncate(self.filled);
+        self.filled = 0;
+        Some((start, data))
     }
 }
 
@@ -363,15 +402,4 @@ fn read_prefix(file: &File, len: usize) -> io::Result<Vec<u8>> {
     }
     prefix.truncate(filled);
     Ok(prefix)
-}
-
-/// The fingerprint of the file at `path` as it stands (plain or `.gz`),
-/// treating it as finished; `Ok(None)` when it is empty.
-pub(crate) fn fingerprint_path(path: &Path, fingerprint_bytes: usize) -> io::Result<Option<u64>> {
-    let file = File::open(path)?;
-    if is_gz(path) {
-        super::fingerprint_reader(MultiGzDecoder::new(BufReader::new(file)), fingerprint_bytes)
-    } else {
-        super::fingerprint_reader(file, fingerprint_bytes)
-    }
 }

@@ -22,9 +22,38 @@ enum Age {
     Numbered(i64),
 }
 
+/// Most listings taken while looking for two that agree.
+const MAX_LISTINGS: usize = 5;
+
 /// The rotated siblings of `live`, oldest first. A missing directory gives
 /// an empty list.
+///
+/// A directory read while files are being renamed can miss a file that
+/// moves from one name to another, so the directory is listed until two
+/// listings agree on every name and inode (at most [`MAX_LISTINGS`] times).
 pub(crate) fn siblings_oldest_first(live: &Path) -> io::Result<Vec<PathBuf>> {
+    use std::os::unix::fs::MetadataExt;
+    let inodes = |paths: &[PathBuf]| -> Vec<Option<u64>> {
+        paths
+            .iter()
+            .map(|p| std::fs::metadata(p).ok().map(|m| m.ino()))
+            .collect()
+    };
+    let mut previous = list_once(live)?;
+    let mut previous_inodes = inodes(&previous);
+    for _ in 1..MAX_LISTINGS {
+        let current = list_once(live)?;
+        let current_inodes = inodes(&current);
+        if current == previous && current_inodes == previous_inodes {
+            break;
+        }
+        (previous, previous_inodes) = (current, current_inodes);
+    }
+    Ok(previous)
+}
+
+/// One listing of the siblings of `live`, oldest first.
+fn list_once(live: &Path) -> io::Result<Vec<PathBuf>> {
     let (Some(dir), Some(name)) = (live.parent(), live.file_name()) else {
         return Ok(Vec::new());
     };

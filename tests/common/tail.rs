@@ -1,6 +1,7 @@
 //! Test harness for the tailer: a temporary log directory, a running tailer
 //! and helpers that wait for lines with short explicit timeouts.
 
+
 use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -144,7 +145,7 @@ impl Running {
         while seen.len() < count {
             let left = deadline.saturating_duration_since(Instant::now());
             match tokio::time::timeout(left, self.chunks_rx.recv()).await {
-                Ok(Some(chunk)) => seen.extend(self.take(chunk)),
+                Ok(Some(chunk)) => seen.extend(self.take_chunk(chunk)),
                 Ok(None) => panic!("tailer ended; got {} of {count}: {seen:#?}", seen.len()),
                 Err(_) => panic!(
                     "timed out after {wait:?}; got {} of {count} lines: {:#?}",
@@ -163,7 +164,7 @@ impl Running {
             let left = deadline.saturating_duration_since(Instant::now());
             match tokio::time::timeout(left, self.chunks_rx.recv()).await {
                 Ok(Some(chunk)) => {
-                    let extra = self.take(chunk);
+                    let extra = self.take_chunk(chunk);
                     assert!(extra.is_empty(), "unexpected lines: {extra:#?}");
                 }
                 Ok(None) | Err(_) => return,
@@ -171,7 +172,8 @@ impl Running {
         }
     }
 
-    fn take(&mut self, chunk: Chunk) -> Vec<Seen> {
+    /// Turns a chunk into lines and keeps them as received, not acknowledged.
+    pub fn take_chunk(&mut self, chunk: Chunk) -> Vec<Seen> {
         let seen: Vec<Seen> = chunk
             .lines()
             .map(|line| Seen {
@@ -210,4 +212,14 @@ impl Running {
 /// The texts of `lines`.
 pub fn texts(lines: &[Seen]) -> Vec<String> {
     lines.iter().map(|l| l.text.clone()).collect()
+}
+
+/// Waits until `condition` holds, checking every few milliseconds; fails
+/// after `WAIT` naming `what`.
+pub async fn until(what: &str, condition: impl Fn() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
