@@ -104,7 +104,9 @@ fn send_chunks(
     let mut offset = 0u64;
     let mut carry: Vec<u8> = Vec::new();
     loop {
+        // A pooled buffer comes back with its old bytes: empty it first.
         let mut data = pool.take(read_size + carry.len());
+        data.clear();
         data.append(&mut carry);
         let filled = data.len();
         data.resize(filled + read_size, 0);

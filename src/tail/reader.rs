@@ -18,8 +18,9 @@ use xxhash_rust::xxh3::xxh3_64;
 use super::FileId;
 use super::fingerprint::fingerprint_span;
 
-/// Most spare buffers a [`BufferPool`] keeps; more are dropped.
-const POOL_LIMIT: usize = 64;
+/// Most spare buffers a [`BufferPool`] keeps (16 x 64 KiB = 1 MiB); more are
+/// dropped.
+const POOL_LIMIT: usize = 16;
 
 /// Buffers handed back by the consumer, reused for the next chunks so that a
 /// steady stream of lines does not allocate.

@@ -1,7 +1,6 @@
 //! Test harness for the tailer: a temporary log directory, a running tailer
 //! and helpers that wait for lines with short explicit timeouts.
 
-
 use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -1,5 +1,6 @@
-//! Dead letters from the command line: listed, then retried with the right
-//! format and removed once stored.
+//! `import` and `rejects` from the command line: large files read once with
+//! reused buffers, and dead letters listed, then retried with the right format
+//! and removed once stored.
 
 mod common;
 
@@ -66,4 +67,30 @@ fn a_line_in_another_format_is_listed_then_retried_and_removed() {
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 4);
+}
+
+#[test]
+fn a_large_import_reads_every_line_once_while_buffers_are_reused() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("big.log"),
+        native_lines(0, 20_000).join("\n") + "\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("c.toml"),
+        "[tail]\nread_buffer_bytes = 4096\n",
+    )
+    .unwrap();
+    let out = cli(dir.path())
+        .args(["--config", "c.toml", "import", "big.log"])
+        .output()
+        .unwrap();
+    let summary = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        summary.contains(
+            "20000 lines read, 20000 rows written, 0 rows already present, 0 lines set aside"
+        ),
+        "{summary}"
+    );
 }
