@@ -95,6 +95,14 @@ impl Batch {
         }
     }
 
+    /// Gives back spare capacity before the batch waits in a queue.
+    pub fn shrink_to_fit(&mut self) {
+        if let Rows::Encoded(encoded) = &mut self.rows {
+            encoded.shrink_to_fit();
+        }
+        self.lines.shrink_to_fit();
+    }
+
     /// True when the batch holds nothing to write or acknowledge.
     pub fn is_empty(&self) -> bool {
         self.chunks.is_empty()

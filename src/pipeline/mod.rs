@@ -227,6 +227,7 @@ async fn cut(batch: &mut Batch, seq: &mut u64, batches_tx: &mpsc::Sender<Batch>,
     }
     let mut full = std::mem::replace(batch, Batch::new(encode));
     full.seq = *seq;
+    full.shrink_to_fit();
     *seq += 1;
     debug!(seq = full.seq, rows = full.rows.len(), "batch cut");
     let _ = batches_tx.send(full).await;

@@ -55,6 +55,13 @@ impl EncodedRows {
         self.ends.len()
     }
 
+    /// Gives back spare capacity: a batch waiting in a queue holds only its
+    /// bytes, not the doubling headroom it grew with.
+    pub fn shrink_to_fit(&mut self) {
+        self.data.shrink_to_fit();
+        self.ends.shrink_to_fit();
+    }
+
     /// True when there are no rows.
     pub fn is_empty(&self) -> bool {
         self.ends.is_empty()

@@ -35,6 +35,9 @@ const COPY_TABLE: &str = concat!(
     ") FROM STDIN (FORMAT binary)"
 );
 
+/// Bytes per COPY data message.
+const COPY_MESSAGE_BYTES: usize = 64 * 1024;
+
 /// SQLSTATE of a primary-key conflict.
 const UNIQUE_VIOLATION: &str = "23505";
 
@@ -148,7 +151,11 @@ async fn copy_into(
 ) -> Result<u64, sqlx::Error> {
     let mut sink = tx.copy_in_raw(statement).await?;
     sink.send(copy::HEADER).await?;
-    sink.send(encoded).await?;
+    // The driver copies each message into the connection's write buffer,
+    // which keeps its largest size: pieces keep it small.
+    for piece in encoded.chunks(COPY_MESSAGE_BYTES) {
+        sink.send(piece).await?;
+    }
     sink.send(copy::TRAILER).await?;
     sink.finish().await
 }
