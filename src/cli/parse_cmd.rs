@@ -294,11 +294,9 @@ impl Session<'_> {
         failure: &Failure,
     ) -> io::Result<()> {
         let err = &mut *self.err;
-        let Failure::Parse(error) = failure else {
-            let Failure::Other(message) = failure else {
-                unreachable!("two kinds of failure")
-            };
-            return writeln!(err, "{name}:{number}:1: {message}");
+        let error = match failure {
+            Failure::Parse(error) => error,
+            Failure::Other(message) => return writeln!(err, "{name}:{number}:1: {message}"),
         };
         let column = error.column();
         let message = match error {
