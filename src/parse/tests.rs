@@ -1026,3 +1026,9 @@ fn every_modifier_combination_reads_a_padded_number() {
         }
     }
 }
+
+#[test]
+fn formats_can_be_shared_between_threads() {
+    fn shareable<T: Send + Sync + Clone>() {}
+    shareable::<LineFormat>();
+}
