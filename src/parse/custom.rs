@@ -592,9 +592,9 @@ impl<'a> Run<'a> {
         let Pad::After(width) = field.pad else {
             return Some(end);
         };
-        let padding = width.saturating_sub(end - start);
-        let spaces = self.line.get(end..end + padding)?;
-        spaces.iter().all(|b| *b == b' ').then_some(end + padding)
+        let stop = end.checked_add(width.saturating_sub(end - start))?;
+        let spaces = self.line.get(end..stop)?;
+        spaces.iter().all(|b| *b == b' ').then_some(stop)
     }
 
     /// Takes `start..end` as the field's value and goes on with the next step.

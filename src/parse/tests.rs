@@ -903,6 +903,14 @@ fn malformed_times_are_errors() {
 }
 
 #[test]
+fn absurd_widths_do_not_overflow() {
+    let format = custom("%ts %-99999999999999999999999>Hs %{%99993    0}tl|%>a");
+    assert!(format.parse(b"1 200 x|192.0.2.1").is_err());
+    let format = custom("%ts %-99999999999999999999999>Hs|%>a");
+    assert!(format.parse(b"1 200|192.0.2.1").is_err());
+}
+
+#[test]
 fn over_long_line_is_an_error_keeping_its_head() {
     let format = squid().with_max_line_bytes(300);
     let line = vec![b'7'; 301];
