@@ -706,7 +706,7 @@ fn check_user_agents(parsed: &[(Record, Vec<u8>)], requests: &[Sent]) {
     assert_eq!(logged, sent);
 }
 
-/// Points the format notes left open, as this Squid writes them.
+/// Details Squid's documentation leaves open, as this Squid writes them.
 fn check_settled_points(dir: &Path) {
     // The built-in common format writes UTC-03:30 as `-03-30`, `%tl` as
     // `-0330`, and `%tg` carries no zone at all.
