@@ -50,6 +50,9 @@ const LOGS: &[(&str, &str)] = &[
 /// A running Squid, stopped when dropped (also when a test panics).
 struct Squid {
     child: Child,
+    /// Squid's service name (`-n`), unique per run so that concurrent
+    /// Squids never share names of shared resources.
+    service: String,
     conf: PathBuf,
     dir: PathBuf,
     port: u16,
@@ -58,7 +61,7 @@ struct Squid {
 impl Drop for Squid {
     fn drop(&mut self) {
         let _ = Command::new(SQUID)
-            .args(["-k", "shutdown", "-f"])
+            .args(["-n", &self.service, "-k", "shutdown", "-f"])
             .arg(&self.conf)
             .stderr(Stdio::null())
             .status();
@@ -120,6 +123,7 @@ fn start_squid() -> (Squid, tempfile::TempDir) {
     let port = free_port();
     let conf = dir.path().join("squid.conf");
     std::fs::write(&conf, squid_conf(dir.path(), port)).unwrap();
+    let service = format!("egressaudit{port}");
     assert!(
         Path::new(ZONE_FILE).exists(),
         "{ZONE_FILE} is missing: this test needs the tzdata package"
@@ -127,7 +131,7 @@ fn start_squid() -> (Squid, tempfile::TempDir) {
     let child = Command::new(SQUID)
         // A negative half-hour zone shows how Squid writes such offsets.
         .env("TZ", ZONE)
-        .args(["-N", "-f"])
+        .args(["-n", &service, "-N", "-f"])
         .arg(&conf)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -135,6 +139,7 @@ fn start_squid() -> (Squid, tempfile::TempDir) {
         .unwrap_or_else(|e| panic!("cannot start {SQUID}: {e}"));
     let squid = Squid {
         child,
+        service,
         conf,
         dir: dir.path().to_path_buf(),
         port,
@@ -582,7 +587,7 @@ fn real_squid_lines_parse_back_to_what_was_sent() {
     }
     wait_for_lines(&squid.dir, first.len());
     let rotated = Command::new(SQUID)
-        .args(["-k", "rotate", "-f"])
+        .args(["-n", &squid.service, "-k", "rotate", "-f"])
         .arg(&squid.conf)
         .status()
         .unwrap();
