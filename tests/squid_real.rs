@@ -22,13 +22,17 @@ use egress_audit::record::Record;
 
 const SQUID: &str = "/usr/sbin/squid";
 
+/// Squid runs in this zone (UTC-03:30), whose offset the built-ins misprint.
+const ZONE: &str = "America/St_Johns";
+const ZONE_FILE: &str = "/usr/share/zoneinfo/America/St_Johns";
+
 /// Custom formats: quoted headers, unquoted (%-encoded) headers, and a mix of
 /// strftime times, MIME-blob, shell and raw encodings.
 const BOTS: &str = "%ts.%03tu %6tr %>a %Ss/%03>Hs %<st %>st %rm %>ru %[un %Sh/%<a %mt \
                     \"%{User-Agent}>h\" \"%{X-Bot-Name}>h\" \"%{X-Bot-Group}>h\"";
 const BOTS_RAW: &str = "%ts.%03tu %tr %>a %>Hs %<st %>st %rm %>rs %{X-Bot-Name}>h \
                         %{X-Bot-Group}>h %<sS %>ru";
-const MIXED: &str = "%{%Y-%m-%dT%H:%M:%S}tg.%03tu %tl %>a:%>p %Ss %>Hs %rm %ru \
+const MIXED: &str = "%{%Y-%m-%dT%H:%M:%S}tg.%03tu %tl %tg %>a:%>p %Ss %>Hs %rm %ru \
                      [%{X-Bot-Name}>h] %/{X-Bot-Group}>h %'{User-Agent}>h";
 
 /// The log files and the format each is written in.
@@ -46,6 +50,9 @@ const LOGS: &[(&str, &str)] = &[
 /// A running Squid, stopped when dropped (also when a test panics).
 struct Squid {
     child: Child,
+    /// Squid's service name (`-n`), unique per run so that concurrent
+    /// Squids never share names of shared resources.
+    service: String,
     conf: PathBuf,
     dir: PathBuf,
     port: u16,
@@ -54,7 +61,7 @@ struct Squid {
 impl Drop for Squid {
     fn drop(&mut self) {
         let _ = Command::new(SQUID)
-            .args(["-k", "shutdown", "-f"])
+            .args(["-n", &self.service, "-k", "shutdown", "-f"])
             .arg(&self.conf)
             .stderr(Stdio::null())
             .status();
@@ -116,8 +123,15 @@ fn start_squid() -> (Squid, tempfile::TempDir) {
     let port = free_port();
     let conf = dir.path().join("squid.conf");
     std::fs::write(&conf, squid_conf(dir.path(), port)).unwrap();
+    let service = format!("egressaudit{port}");
+    assert!(
+        Path::new(ZONE_FILE).exists(),
+        "{ZONE_FILE} is missing: this test needs the tzdata package"
+    );
     let child = Command::new(SQUID)
-        .args(["-N", "-f"])
+        // A negative half-hour zone shows how Squid writes such offsets.
+        .env("TZ", ZONE)
+        .args(["-n", &service, "-N", "-f"])
         .arg(&conf)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -125,6 +139,7 @@ fn start_squid() -> (Squid, tempfile::TempDir) {
         .unwrap_or_else(|e| panic!("cannot start {SQUID}: {e}"));
     let squid = Squid {
         child,
+        service,
         conf,
         dir: dir.path().to_path_buf(),
         port,
@@ -572,7 +587,7 @@ fn real_squid_lines_parse_back_to_what_was_sent() {
     }
     wait_for_lines(&squid.dir, first.len());
     let rotated = Command::new(SQUID)
-        .args(["-k", "rotate", "-f"])
+        .args(["-n", &squid.service, "-k", "rotate", "-f"])
         .arg(&squid.conf)
         .status()
         .unwrap();
@@ -696,8 +711,26 @@ fn check_user_agents(parsed: &[(Record, Vec<u8>)], requests: &[Sent]) {
     assert_eq!(logged, sent);
 }
 
-/// Points the format notes left open, as this Squid writes them.
+/// Details Squid's documentation leaves open, as this Squid writes them.
 fn check_settled_points(dir: &Path) {
+    // The built-in common format writes UTC-03:30 as `-03-30`, `%tl` as
+    // `-0330`, and `%tg` carries no zone at all.
+    let common = std::fs::read_to_string(dir.join("common.log")).unwrap();
+    assert!(
+        common.lines().all(|l| l.contains(" -03-30] ")),
+        "{common:.200}"
+    );
+    let mixed = std::fs::read(dir.join("mixed.log")).unwrap();
+    for line in mixed.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+        let words: Vec<&[u8]> = line.splitn(5, |b| *b == b' ').collect();
+        let offset = words[2];
+        assert!(
+            offset == b"-0330" || offset == b"-0230",
+            "{}",
+            String::from_utf8_lossy(line)
+        );
+        assert_eq!(words[3].len(), "05/Mar/2024:14:03:07".len());
+    }
     let text = std::fs::read(dir.join("botsraw.log")).unwrap();
     let old = std::fs::read(dir.join("botsraw.log.0")).unwrap();
     for line in old

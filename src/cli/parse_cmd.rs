@@ -109,7 +109,7 @@ pub fn run_with(
     for warning in setup.format.warnings() {
         let _ = writeln!(err, "warning: format: {warning}");
     }
-    let mut session = Session {
+    let mut reading = Reading {
         setup: &setup,
         args,
         out,
@@ -118,11 +118,11 @@ pub fn run_with(
         failed: 0,
         table: Vec::new(),
     };
-    match session.read_all(stdin) {
-        Ok(()) => session.finish(),
+    match reading.read_all(stdin) {
+        Ok(()) => reading.finish(),
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => EXIT_OK,
         Err(e) => {
-            let _ = writeln!(session.err, "error: {e}");
+            let _ = writeln!(reading.err, "error: {e}");
             EXIT_ERROR
         }
     }
@@ -193,7 +193,7 @@ fn format_spec(
 }
 
 /// Reading state across all inputs.
-struct Session<'s> {
+struct Reading<'s> {
     setup: &'s Setup,
     args: &'s ParseArgs,
     out: &'s mut dyn Write,
@@ -203,7 +203,7 @@ struct Session<'s> {
     table: Vec<Vec<String>>,
 }
 
-impl Session<'_> {
+impl Reading<'_> {
     fn read_all(&mut self, stdin: &mut dyn BufRead) -> io::Result<()> {
         if self.args.files.is_empty() {
             return self.read("<stdin>", stdin);
@@ -294,11 +294,9 @@ impl Session<'_> {
         failure: &Failure,
     ) -> io::Result<()> {
         let err = &mut *self.err;
-        let Failure::Parse(error) = failure else {
-            let Failure::Other(message) = failure else {
-                unreachable!("two kinds of failure")
-            };
-            return writeln!(err, "{name}:{number}:1: {message}");
+        let error = match failure {
+            Failure::Parse(error) => error,
+            Failure::Other(message) => return writeln!(err, "{name}:{number}:1: {message}"),
         };
         let column = error.column();
         let message = match error {

@@ -126,7 +126,7 @@ impl Enricher {
         let method = first_text(fields, &[Slot::Method, Slot::MethodReceived]);
         let destination_host =
             destination_host(raw_url.as_deref().unwrap_or(""), method.as_deref());
-        let url = raw_url.map_or(String::new(), |u| self.redactor.redact(&u).into_owned());
+        let url = raw_url.map_or(String::new(), |u| self.redact(u));
 
         let client_ip = text(fields.value(Slot::Client));
         let proxy_user = first_text(
@@ -162,6 +162,14 @@ impl Enricher {
         Ok(record)
     }
 
+    /// `url` with secrets redacted, reusing its allocation when none are.
+    fn redact(&self, url: String) -> String {
+        match self.redactor.redact(&url) {
+            std::borrow::Cow::Borrowed(_) => url,
+            std::borrow::Cow::Owned(redacted) => redacted,
+        }
+    }
+
     /// The most specific `[[bots]]` range that holds `ip`.
     fn rule_for(&self, ip: &str) -> Option<&BotRule> {
         let address: IpAddr = ip.parse().ok()?;
@@ -189,9 +197,8 @@ impl Enricher {
     /// A header's decoded text, `None` when absent or blank.
     fn header_text(&self, fields: &Fields<'_>, name: &str) -> Option<String> {
         let value = fields.header(name)?;
-        let text = owned_text(&value);
-        let trimmed = text.trim();
-        (!trimmed.is_empty()).then(|| trimmed.to_string())
+        let trimmed = value.trim_ascii();
+        (!trimmed.is_empty()).then(|| owned_text(trimmed))
     }
 
     /// Cuts values to their columns, counting and warning about each cut.

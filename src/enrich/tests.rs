@@ -297,3 +297,9 @@ fn empty_identity_header_is_a_config_error() {
     config.identity.bot_header = " ".into();
     assert!(Enricher::new(&config, "gw1", None).is_err());
 }
+
+#[test]
+fn enricher_can_be_shared_between_threads() {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<Enricher>();
+}

@@ -535,6 +535,17 @@ impl<'a> Run<'a> {
             Some(Step::Literal(text)) if field.pad == Pad::None => Some(text[0]),
             _ => None,
         };
+        // A quoted value cannot hold a bare `"`: when a quote follows, the
+        // first unescaped one ends the value and no other end is possible.
+        if field.lexer_is_quoted() && next_byte == Some(b'"') {
+            if bound > start && self.accept(compiled, index, field, start, bound) {
+                return true;
+            }
+            if bound == start {
+                self.fail(start, start, index, Expect::Value);
+            }
+            return false;
+        }
         let mut end = start;
         loop {
             end = match next_byte {
@@ -581,9 +592,9 @@ impl<'a> Run<'a> {
         let Pad::After(width) = field.pad else {
             return Some(end);
         };
-        let padding = width.saturating_sub(end - start);
-        let spaces = self.line.get(end..end + padding)?;
-        spaces.iter().all(|b| *b == b' ').then_some(end + padding)
+        let stop = end.checked_add(width.saturating_sub(end - start))?;
+        let spaces = self.line.get(end..stop)?;
+        spaces.iter().all(|b| *b == b' ').then_some(stop)
     }
 
     /// Takes `start..end` as the field's value and goes on with the next step.
@@ -694,12 +705,12 @@ fn lazy_bound(lexer: &Lexer, text: &[u8]) -> usize {
 /// Position of the first `"` not escaped by a backslash.
 fn unescaped_quote(text: &[u8]) -> Option<usize> {
     let mut i = 0;
-    while i < text.len() {
-        match text[i] {
-            b'\\' => i += 2,
-            b'"' => return Some(i),
-            _ => i += 1,
+    while let Some(found) = memchr::memchr2(b'"', b'\\', &text[i.min(text.len())..]) {
+        let at = i + found;
+        if text[at] == b'"' {
+            return Some(at);
         }
+        i = at + 2;
     }
     None
 }

@@ -105,7 +105,8 @@ pub enum FormatWarning {
     },
 }
 
-/// Which encoding literal text has switched on (§3.4 of the format notes).
+/// Which encoding literal text has switched on: a literal `"` toggles
+/// backslash quoting, a literal `[` starts MIME-blob escaping until `]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum QuoteState {
     None,

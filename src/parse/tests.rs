@@ -1,6 +1,6 @@
-//! Table-driven tests of the format engine: every example line of the
-//! format notes (E01–E57 where they apply), each built-in, each code class
-//! and modifier, and the error reports.
+//! Table-driven tests of the format engine: the line shapes Squid writes
+//! (hits, misses, tunnels, denials, aborts, errors, old versions), each
+//! built-in, each code and modifier, each encoding, and the error reports.
 
 use super::*;
 
@@ -68,7 +68,7 @@ type Case = (
 
 const NATIVE_CASES: &[Case] = &[
     (
-        "E01 plain miss",
+        "plain miss",
         "1709647387.123    157 192.0.2.10 TCP_MISS/200 5123 GET http://example.com/index.html \
          - HIER_DIRECT/93.184.216.34 text/html",
         &[
@@ -87,7 +87,7 @@ const NATIVE_CASES: &[Case] = &[
         ],
     ),
     (
-        "E02 memory hit, IPv6 client",
+        "memory hit, IPv6 client",
         "1709647387.456      0 2001:db8::10 TCP_MEM_HIT/200 1520 GET http://example.com/logo.png \
          - HIER_NONE/- image/png",
         &[
@@ -98,7 +98,7 @@ const NATIVE_CASES: &[Case] = &[
         ],
     ),
     (
-        "E03 IPv6 origin",
+        "IPv6 origin",
         "1709647387.789     42 192.0.2.11 TCP_MISS/200 734 GET http://[2001:db8:feed::80]/status \
          - HIER_DIRECT/2001:db8:feed::80 application/json",
         &[
@@ -107,7 +107,7 @@ const NATIVE_CASES: &[Case] = &[
         ],
     ),
     (
-        "E04 CONNECT tunnel",
+        "CONNECT tunnel",
         "1709647390.002  60213 192.0.2.10 TCP_TUNNEL/200 48213 CONNECT www.example.org:443 - \
          HIER_DIRECT/2606:2800:21f:cb07:6820:80da:af6b:8b2c -",
         &[
@@ -118,7 +118,7 @@ const NATIVE_CASES: &[Case] = &[
         ],
     ),
     (
-        "E05 long tunnel wider than the column",
+        "long tunnel wider than the column",
         "1709650000.000 3600125 192.0.2.11 TCP_TUNNEL_ABORTED/200 9912345 CONNECT \
          chat.example.net:443 - HIER_DIRECT/198.51.100.7 -",
         &[
@@ -128,13 +128,13 @@ const NATIVE_CASES: &[Case] = &[
         ],
     ),
     (
-        "E06 denied GET",
+        "denied GET",
         "1709647391.777      1 192.0.2.12 TCP_DENIED/403 3912 GET http://blocked.example/ - \
          HIER_NONE/- text/html",
         &[("result", Some("TCP_DENIED")), ("status", Some("403"))],
     ),
     (
-        "E07 denied CONNECT",
+        "denied CONNECT",
         "1709647391.778      0 192.0.2.12 TCP_DENIED/403 3845 CONNECT blocked.example:443 - \
          HIER_NONE/- text/html",
         &[
@@ -143,13 +143,13 @@ const NATIVE_CASES: &[Case] = &[
         ],
     ),
     (
-        "E08 proxy auth required",
+        "proxy auth required",
         "1709647392.010      2 192.0.2.13 TCP_DENIED/407 4120 GET http://example.com/ - \
          HIER_NONE/- text/html",
         &[("status", Some("407")), ("user", None)],
     ),
     (
-        "E09 connection closed before a request",
+        "connection closed before a request",
         "1709647393.000      0 192.0.2.14 NONE_NONE/000 0 - error:transaction-end-before-headers \
          - HIER_NONE/- -",
         &[
@@ -160,7 +160,7 @@ const NATIVE_CASES: &[Case] = &[
         ],
     ),
     (
-        "E10 unparseable request",
+        "unparseable request",
         "1709647393.500      0 192.0.2.15 NONE_NONE/400 3721 - error:invalid-request - \
          HIER_NONE/- text/html",
         &[
@@ -169,67 +169,67 @@ const NATIVE_CASES: &[Case] = &[
         ],
     ),
     (
-        "E11 client aborted before any reply",
+        "client aborted before any reply",
         "1709647394.005  30012 192.0.2.16 TCP_MISS_ABORTED/000 0 GET http://slow.example/report - \
          HIER_DIRECT/198.51.100.21 -",
         &[("status", Some("0")), ("server", Some("198.51.100.21"))],
     ),
     (
-        "E12 aborted mid-download",
+        "aborted mid-download",
         "1709647394.006    812 192.0.2.16 TCP_MISS_ABORTED/200 1048576 GET \
          http://video.example/big.mp4 - HIER_DIRECT/198.51.100.20 video/mp4",
         &[("out", Some("1048576")), ("mime", Some("video/mp4"))],
     ),
     (
-        "E13 DNS failure",
+        "DNS failure",
         "1709647394.100      3 192.0.2.17 TCP_MISS/503 4012 GET http://nonexistent.invalid/ - \
          HIER_NONE/- text/html",
         &[("status", Some("503")), ("server", None)],
     ),
     (
-        "E14 NTLM user with doubled backslash",
+        "NTLM user with doubled backslash",
         "1709647394.200     95 10.0.0.23 TCP_MISS/200 2211 GET http://intranet.example/ \
          EXAMPLE\\\\bob HIER_DIRECT/10.0.0.5 text/html",
         &[("user", Some("EXAMPLE\\bob"))],
     ),
     (
-        "E15 user with a raw space",
+        "user with a raw space",
         "1709647394.300     88 10.0.0.24 TCP_MISS/200 2211 GET http://intranet.example/ john \
          smith HIER_DIRECT/10.0.0.5 text/html",
         &[("user", Some("john smith")), ("hier", Some("HIER_DIRECT"))],
     ),
     (
-        "E16 user with non-ASCII, brackets, percent",
+        "user with non-ASCII, brackets, percent",
         "1709647394.400     91 10.0.0.25 TCP_MISS/200 2211 GET http://intranet.example/ \
          ren%c3%a9%5bops%5d%25 HIER_DIRECT/10.0.0.5 text/html",
         &[("user", Some("rené[ops]%"))],
     ),
     (
-        "E17 stripped query keeps the ?",
+        "stripped query keeps the ?",
         "1709647394.500    120 192.0.2.18 TCP_MISS/200 20480 GET http://shop.example/search? - \
          HIER_DIRECT/203.0.113.5 text/html",
         &[("url", Some("http://shop.example/search?"))],
     ),
     (
-        "E18 encoded space kept raw",
+        "encoded space kept raw",
         "1709647394.600     77 192.0.2.18 TCP_MISS/404 512 GET http://example.com/a%20b/cd - \
          HIER_DIRECT/93.184.216.34 text/html",
         &[("url", Some("http://example.com/a%20b/cd"))],
     ),
     (
-        "E19 raw UTF-8 URL",
+        "raw UTF-8 URL",
         "1709647394.700     64 192.0.2.19 TCP_MISS/200 900 GET http://example.com/café - \
          HIER_DIRECT/93.184.216.34 text/html",
         &[("url", Some("http://example.com/café"))],
     ),
     (
-        "E20 escaped URL",
+        "escaped URL",
         "1709647394.800     61 192.0.2.19 TCP_MISS/200 900 GET \
          http://example.com/%E2%82%AC/%7Euser/? - HIER_DIRECT/93.184.216.34 text/html",
         &[("url", Some("http://example.com/%E2%82%AC/%7Euser/?"))],
     ),
     (
-        "E22 parent after ICP timeout",
+        "parent after ICP timeout",
         "1709647395.001   2101 192.0.2.20 TCP_MISS/200 15320 GET http://news.example/ - \
          TIMEOUT_FIRSTUP_PARENT/10.1.1.1 text/html",
         &[
@@ -238,7 +238,7 @@ const NATIVE_CASES: &[Case] = &[
         ],
     ),
     (
-        "E23 refresh unmodified",
+        "refresh unmodified",
         "1709647395.002     33 192.0.2.20 TCP_REFRESH_UNMODIFIED/304 298 GET \
          http://static.example/app.css - HIER_DIRECT/203.0.113.9 text/css",
         &[
@@ -247,31 +247,31 @@ const NATIVE_CASES: &[Case] = &[
         ],
     ),
     (
-        "E24 IMS hit",
+        "IMS hit",
         "1709647395.003      0 192.0.2.20 TCP_IMS_HIT/304 251 GET http://static.example/app.js - \
          HIER_NONE/- application/javascript",
         &[("mime", Some("application/javascript"))],
     ),
     (
-        "E25 negative hit",
+        "negative hit",
         "1709647395.004      0 192.0.2.21 TCP_NEGATIVE_HIT/404 602 GET \
          http://example.com/missing - HIER_NONE/- text/html",
         &[("result", Some("TCP_NEGATIVE_HIT"))],
     ),
     (
-        "E26 redirect",
+        "redirect",
         "1709647395.005      4 192.0.2.21 TCP_REDIRECT/302 380 GET http://ads.example/banner - \
          HIER_NONE/- -",
         &[("status", Some("302")), ("mime", None)],
     ),
     (
-        "E27 collapsed forwarding",
+        "collapsed forwarding",
         "1709647395.006    210 192.0.2.22 TCP_CF_HIT/200 88211 GET http://cdn.example/big.iso - \
          HIER_NONE/- application/octet-stream",
         &[("result", Some("TCP_CF_HIT"))],
     ),
     (
-        "E28 SslBump CONNECT to an address",
+        "SslBump CONNECT to an address",
         "1709647395.007      0 192.0.2.23 NONE_NONE/200 0 CONNECT 93.184.216.34:443 - \
          HIER_NONE/- -",
         &[
@@ -280,7 +280,7 @@ const NATIVE_CASES: &[Case] = &[
         ],
     ),
     (
-        "E29 ICP query",
+        "ICP query",
         "1709647396.100      0 192.0.2.50 UDP_MISS/000 78 ICP_QUERY http://example.com/x.js - \
          HIER_NONE/- -",
         &[
@@ -290,13 +290,13 @@ const NATIVE_CASES: &[Case] = &[
         ],
     ),
     (
-        "E31 Squid 4 NONE/000",
+        "Squid 4 NONE/000",
         "1709647393.000      0 192.0.2.14 NONE/000 0 - error:transaction-end-before-headers - \
          HIER_NONE/- -",
         &[("result", Some("NONE"))],
     ),
     (
-        "E31 Squid 2 hierarchy without HIER_",
+        "Squid 2 hierarchy without HIER_",
         "1066037222.352  19475 192.0.2.1 TCP_MISS/200 12387 GET http://example.com/page.html - \
          DIRECT/example.com text/html",
         &[("hier", Some("DIRECT")), ("server", Some("example.com"))],
@@ -335,7 +335,7 @@ fn native_log_mime_hdrs_blocks_are_stripped_and_kept() {
                 OK\\r\\nContent-Type: application/json\\r\\n\\r\\n]";
     check(
         &squid(),
-        "E30",
+        "log_mime_hdrs blocks",
         line.as_bytes(),
         &[
             ("mime", Some("application/json")),
@@ -360,7 +360,7 @@ fn native_keeps_non_utf8_bytes_visible() {
 
 const COMMON_CASES: &[Case] = &[
     (
-        "E32 common",
+        "common",
         "192.0.2.10 - - [05/Mar/2024:15:03:07 +0100] \"GET http://example.com/index.html \
          HTTP/1.1\" 200 5123 TCP_MISS:HIER_DIRECT",
         &[
@@ -377,13 +377,13 @@ const COMMON_CASES: &[Case] = &[
         ],
     ),
     (
-        "E33 IPv6, user, CONNECT",
+        "IPv6, user, CONNECT",
         "2001:db8::10 - alice [05/Mar/2024:15:03:10 +0100] \"CONNECT www.example.org:443 \
          HTTP/1.1\" 200 48213 TCP_TUNNEL:HIER_DIRECT",
         &[("client", Some("2001:db8::10")), ("login", Some("alice"))],
     ),
     (
-        "E34 error line NONE/0.0",
+        "error line NONE/0.0",
         "192.0.2.14 - - [05/Mar/2024:15:03:13 +0100] \"- error:transaction-end-before-headers \
          NONE/0.0\" 0 0 NONE_NONE:HIER_NONE",
         &[
@@ -393,13 +393,13 @@ const COMMON_CASES: &[Case] = &[
         ],
     ),
     (
-        "E35 negative half-hour zone",
+        "negative half-hour zone",
         "192.0.2.10 - - [05/Mar/2024:10:33:07 -03-30] \"GET http://example.com/ HTTP/1.1\" 200 \
          612 TCP_MISS:HIER_DIRECT",
         &[("time", Some("2024-03-05T14:03:07.000Z"))],
     ),
     (
-        "E36 no TIMEOUT_ prefix",
+        "no TIMEOUT_ prefix",
         "192.0.2.20 - - [05/Mar/2024:15:03:15 +0100] \"GET http://news.example/ HTTP/1.1\" 200 \
          15320 TCP_MISS:FIRSTUP_PARENT",
         &[("hier", Some("FIRSTUP_PARENT"))],
@@ -428,7 +428,7 @@ fn combined_keeps_raw_quotes_in_the_user_agent() {
                 TCP_MISS:HIER_DIRECT";
     check(
         &format,
-        "E37",
+        "raw quotes in the user agent",
         line.as_bytes(),
         &[
             ("h:Referer", Some("http://ref.example/start")),
@@ -440,7 +440,7 @@ fn combined_keeps_raw_quotes_in_the_user_agent() {
                 HTTP/1.0\" 404 512 \"-\" \"-\" TCP_MISS:HIER_DIRECT";
     check(
         &format,
-        "E38",
+        "no referer, no user agent",
         line.as_bytes(),
         &[
             ("h:Referer", None),
@@ -461,7 +461,7 @@ fn user_defined_combined_unescapes_quotes() {
                 TCP_MISS:HIER_DIRECT";
     check(
         &format,
-        "E39",
+        "user-defined combined",
         line.as_bytes(),
         &[
             ("h:User-Agent", Some("Mozilla/5.0 \"QuotedBot\" 1.0")),
@@ -476,7 +476,7 @@ fn referrer_and_useragent_builtins() {
     let referrer = LineFormat::builtin("referrer").unwrap();
     check(
         &referrer,
-        "E40",
+        "referrer",
         b"1709647387.123 192.0.2.10 http://ref.example/start http://example.com/index.html",
         &[
             ("h:Referer", Some("http://ref.example/start")),
@@ -486,14 +486,14 @@ fn referrer_and_useragent_builtins() {
     );
     check(
         &referrer,
-        "E41",
+        "referrer missing",
         b"1709647387.124 192.0.2.10 - http://example.com/next",
         &[("h:Referer", None)],
     );
     let agent = LineFormat::builtin("useragent").unwrap();
     check(
         &agent,
-        "E42",
+        "useragent",
         b"192.0.2.10 [05/Mar/2024:15:03:07 +0100] \"Mozilla/5.0 (X11; Linux x86_64; rv:123.0) \
           Gecko/20100101 Firefox/123.0\"",
         &[(
@@ -503,7 +503,7 @@ fn referrer_and_useragent_builtins() {
     );
     check(
         &agent,
-        "E43",
+        "useragent missing",
         b"192.0.2.10 [05/Mar/2024:15:03:07 +0100] \"-\"",
         &[("h:User-Agent", None), ("client", Some("192.0.2.10"))],
     );
@@ -517,14 +517,14 @@ fn icap_squid_documented_string_reads_its_lines() {
     );
     check(
         &format,
-        "E44",
+        "icap RESPMOD",
         b"1709647387.200     12 192.0.2.10 ICAP_MOD/200 1432 RESPMOD \
           icap://127.0.0.1:1344/respmod - -/127.0.0.1 -",
         &[("time", Some("2024-03-05T14:03:07.200Z")), ("user", None)],
     );
     check(
         &format,
-        "E45",
+        "icap OPTIONS without client",
         b"1709647300.001      3 - ICAP_OPT/200 245 OPTIONS icap://127.0.0.1:1344/respmod - \
           -/127.0.0.1 -",
         &[("time", Some("2024-03-05T14:01:40.001Z"))],
@@ -538,7 +538,7 @@ fn quoted_bot_headers_are_unescaped() {
     ));
     check(
         &format,
-        "E46",
+        "quoted bot header",
         b"1709647394.321     85 192.0.2.30 TCP_MISS/200 20480 GET http://shop.example/products? \
           - HIER_DIRECT/203.0.113.5 text/html \"Mozilla/5.0 (compatible; ExampleBot/2.1; \
           +http://bot.example/)\" \"Example \\\"Crawler\\\" v2\\\\beta\"",
@@ -552,7 +552,7 @@ fn quoted_bot_headers_are_unescaped() {
     );
     check(
         &format,
-        "E47",
+        "IPv6, UTF-8 and tab",
         "1709647394.322     12 2001:db8::31 TCP_MISS/200 312 HEAD http://example.com/ - \
          HIER_DIRECT/93.184.216.34 text/html \"Bücherwurm/1.0\\t(test)\" \"-\""
             .as_bytes(),
@@ -580,7 +580,12 @@ fn unquoted_header_is_percent_decoded() {
         ("1 192.0.2.33 - http://example.com/", None),
     ];
     for (line, bot) in cases {
-        check(&format, "E48", line.as_bytes(), &[("h:x-bot-name", *bot)]);
+        check(
+            &format,
+            "unquoted bot header",
+            line.as_bytes(),
+            &[("h:x-bot-name", *bot)],
+        );
     }
 }
 
@@ -592,7 +597,7 @@ fn every_encoding_side_by_side_decodes_alike() {
     let want = Some("A \"b\" 50%\\c");
     let keys = ["h:A", "h:B", "h:C", "h:D", "h:E", "h:F"];
     let expected: Vec<(&str, Option<&str>)> = keys.iter().map(|k| (*k, want)).collect();
-    check(&custom(spec), "E49", line, &expected);
+    check(&custom(spec), "every encoding", line, &expected);
 }
 
 #[test]
@@ -603,7 +608,7 @@ fn iso_time_ports_and_timings() {
     );
     check(
         &format,
-        "E50",
+        "iso time, miss",
         b"2024-03-05T14:03:07.123 192.0.2.10 53211 192.0.2.1 3128 TCP_MISS 200 200 5123 412 157 \
           120 150 12 GET http://example.com/index.html?q=a%20b example.com 80 text/html -",
         &[
@@ -617,7 +622,7 @@ fn iso_time_ports_and_timings() {
     );
     check(
         &format,
-        "E51",
+        "iso time, memory hit",
         b"2024-03-05T14:03:07.456 2001:db8::10 41000 2001:db8::1 3128 TCP_MEM_HIT 200 - 1520 389 \
           0 - - - GET http://example.com/logo.png?v=3 example.com 80 image/png -",
         &[
@@ -633,7 +638,7 @@ fn widths_alignment_and_precision() {
     let format = custom("%-15>a|%10<st|%010>st|%.5rm|%08.3tr|%.3tr|%.6tS|%ts.%06.6tu|%.1tr");
     check(
         &format,
-        "E52",
+        "widths",
         b"192.0.2.10     |      4521|0000004521|CONNE|0045.678|45.678|1709647387.077201|\
           1709647387.122879|45.0",
         &[
@@ -652,13 +657,13 @@ fn ipv6_before_a_colon_splits_at_the_last_colon() {
     let format = custom("%ts %>a:%>p %Ss");
     check(
         &format,
-        "E53 v4",
+        "v4",
         b"1 192.0.2.10:53211 TCP_MISS",
         &[("client", Some("192.0.2.10"))],
     );
     check(
         &format,
-        "E53 v6",
+        "v6",
         b"1 2001:db8::10:41000 TCP_MISS",
         &[("client", Some("2001:db8::10"))],
     );
@@ -669,14 +674,14 @@ fn member_and_list_headers_and_notes() {
     let format = custom("%ts %>a %{Forwarded:;for}>h %{X-Forwarded-For}>h %{Cookie:;sid}>h");
     check(
         &format,
-        "E54",
+        "member headers",
         b"1 192.0.2.40 192.0.2.60 198.51.100.1,%20192.0.2.60 abc123",
         &[("h:X-Forwarded-For", Some("198.51.100.1, 192.0.2.60"))],
     );
     let format = custom("%ts %>a %note %{user_group}note");
     check(
         &format,
-        "E55",
+        "notes",
         b"1 10.0.0.23 user_group:%20staff%0D%0Auser_group:%20vpn%0D%0A staff,vpn",
         &[("client", Some("10.0.0.23"))],
     );
@@ -689,7 +694,7 @@ fn time_variants_and_the_unpadded_tu() {
                  1709647387.005";
     check(
         &format,
-        "E56",
+        "time variants",
         line,
         &[("time", Some("2024-03-05T14:03:07.005Z"))],
     );
@@ -718,7 +723,7 @@ fn url_with_quotes_inside_literal_quotes() {
     let format = custom("%ts %>a \"%ru\"");
     check(
         &format,
-        "E57",
+        "url with quotes",
         b"1 192.0.2.10 \"http://example.com/say\\\"hi\\\"\\\\x\"",
         &[("url", Some("http://example.com/say\"hi\"\\x"))],
     );
@@ -903,6 +908,14 @@ fn malformed_times_are_errors() {
 }
 
 #[test]
+fn absurd_widths_do_not_overflow() {
+    let format = custom("%ts %-99999999999999999999999>Hs %{%99993    0}tl|%>a");
+    assert!(format.parse(b"1 200 x|192.0.2.1").is_err());
+    let format = custom("%ts %-99999999999999999999999>Hs|%>a");
+    assert!(format.parse(b"1 200|192.0.2.1").is_err());
+}
+
+#[test]
 fn over_long_line_is_an_error_keeping_its_head() {
     let format = squid().with_max_line_bytes(300);
     let line = vec![b'7'; 301];
@@ -1025,4 +1038,10 @@ fn every_modifier_combination_reads_a_padded_number() {
             }
         }
     }
+}
+
+#[test]
+fn formats_can_be_shared_between_threads() {
+    fn shareable<T: Send + Sync + Clone>() {}
+    shareable::<LineFormat>();
 }
