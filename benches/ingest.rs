@@ -29,6 +29,12 @@ const BIN: &str = env!("CARGO_BIN_EXE_egress-audit");
 
 #[tokio::main]
 async fn main() {
+    // `cargo bench` passes --bench; `cargo test --all-targets` runs this
+    // binary without it, and a benchmark is no test.
+    if !std::env::args().any(|a| a == "--bench") {
+        eprintln!("benchmark: run it with `cargo bench --bench {}`", env!("CARGO_CRATE_NAME"));
+        return;
+    }
     let args: Vec<u64> = std::env::args()
         .skip(1)
         .filter_map(|a| a.parse().ok())

@@ -144,8 +144,10 @@ async fn kill_9_ten_times_during_a_load_leaves_exactly_every_row_once() {
         seen.push(count_rows(&db.url).await);
     }
     let mut daemon = site.start(&[]);
+    site.wait_running(11);
     wait_for_rows(&site, 100_000, Duration::from_secs(180)).await;
-    assert!(stop(&mut daemon).success(), "{}", site.diagnostics());
+    let status = stop(&mut daemon);
+    assert!(status.success(), "{status:?}\n{}", site.diagnostics());
 
     let mut conn = connect(&db.url).await;
     let ids: Vec<uuid::Uuid> = sqlx::query_scalar("SELECT id FROM tq_egress_audit")
@@ -290,6 +292,7 @@ async fn replays_and_imports_of_loaded_files_add_no_rows() {
     assert!(stop(&mut daemon).success());
 
     let mut replay = site.start(&["--from-start"]);
+    site.wait_running(2);
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(stop(&mut replay).success());
     assert_eq!(count_rows(&db.url).await, 500);

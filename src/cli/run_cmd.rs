@@ -49,6 +49,9 @@ pub(super) async fn run(config: &Config, args: RunArgs) -> anyhow::Result<u8> {
     if config.sources.is_empty() {
         bail!("no [[source]] is configured: add one with `path = \"/var/log/squid/access.log\"`");
     }
+    // Signals first, so that a stop during start-up is a clean stop too.
+    let (trigger, stop) = shutdown::channel();
+    shutdown::on_signals(trigger)?;
     let parsers = Arc::new(SourceParser::for_sources(config)?);
     let mut checkpoints = Checkpoints::load(&config.state_dir)?;
     let start = if args.from_start {
@@ -82,8 +85,6 @@ pub(super) async fn run(config: &Config, args: RunArgs) -> anyhow::Result<u8> {
         )
     };
 
-    let (trigger, stop) = shutdown::channel();
-    shutdown::on_signals(trigger)?;
     let (chunks_tx, chunks_rx) = mpsc::channel(CHUNK_QUEUE);
     let tail = tailer.spawn(chunks_tx, stop.receiver())?;
     info!(

@@ -359,7 +359,10 @@ async fn acknowledge(
     pool: BufferPool,
 ) -> Option<Checkpoints> {
     let mut acker = Acker::new();
-    let mut last_save = Instant::now();
+    // The first commit is saved at once; later ones at most every interval.
+    let mut last_save = Instant::now()
+        .checked_sub(CHECKPOINT_INTERVAL)
+        .unwrap_or_else(Instant::now);
     while let Some(batch) = done_rx.recv().await {
         for batch in acker.finish(batch.seq, batch) {
             if let Some(checkpoints) = checkpoints.as_mut() {

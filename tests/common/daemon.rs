@@ -63,9 +63,12 @@ impl Site {
             .expect("start the daemon")
     }
 
-    /// What the daemon logged so far (for failure messages).
+    /// What the daemon logged so far at info level and above (for failure
+    /// messages), the last 40 lines.
     pub fn diagnostics(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("daemon.log")).unwrap_or_default()
+        let text = std::fs::read_to_string(self.dir.path().join("daemon.log")).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().filter(|l| !l.contains("DEBUG")).collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
     }
 
     /// Appends lines to the live log.
@@ -147,6 +150,23 @@ pub async fn wait_for_rows(site: &Site, rows: i64, timeout: Duration) {
 pub fn stop(child: &mut Child) -> std::process::ExitStatus {
     signal(child, "TERM");
     wait_with_timeout(child, Duration::from_secs(20))
+}
+
+impl Site {
+    /// Waits until the daemon has logged that it runs `times` times in all
+    /// (its signal handlers are in place by then), at most 20 s.
+    pub fn wait_running(&self, times: usize) {
+        let started = Instant::now();
+        let log = self.dir.path().join("daemon.log");
+        while started.elapsed() < Duration::from_secs(20) {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if text.matches("running sources=").count() >= times {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("the daemon did not start\n{}", self.diagnostics());
+    }
 }
 
 /// Sends a signal by name with `kill`.
