@@ -29,7 +29,10 @@ async fn main() {
     // `cargo bench` passes --bench; `cargo test --all-targets` runs this
     // binary without it, and a benchmark is no test.
     if !std::env::args().any(|a| a == "--bench") {
-        eprintln!("benchmark: run it with `cargo bench --bench {}`", env!("CARGO_CRATE_NAME"));
+        eprintln!(
+            "benchmark: run it with `cargo bench --bench {}`",
+            env!("CARGO_CRATE_NAME")
+        );
         return;
     }
     let sizes: Vec<u64> = std::env::args()
