@@ -216,6 +216,66 @@ async fn throughput(work: &Path, lines: u64) {
         "\npeak RSS of the import process: {:.1} MiB",
         peak_kib as f64 / 1024.0
     );
+
+    // The same import again: every row is stored, so every batch is merged.
+    let (replay_took, _) = run_measured(&url, &log);
+    println!(
+        "\n`egress-audit import` of the same file again (all rows present): {:.2} s, {:.0} rows/s",
+        replay_took.as_secs_f64(),
+        rate(replay_took)
+    );
+    strategies(&url, &log, lines).await;
+}
+
+/// The two ways of writing that keep rows unique, on one connection each,
+/// with the same records in 5,000-row batches: plain COPY into the table, and
+/// COPY into a staging table followed by `INSERT … ON CONFLICT DO NOTHING`.
+async fn strategies(url: &str, log: &Path, lines: u64) {
+    let config = Config::default();
+    let spec = egress_audit::config::FormatSpec::Builtin("squid".into());
+    let parser = SourceParser::new(&config, &spec, log, "bench", None).unwrap();
+    let data = std::fs::read(log).unwrap();
+    let mut records = Vec::with_capacity(lines as usize);
+    let mut offset = 0u64;
+    for raw in data.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+        let fields = parser.format.parse(raw).unwrap();
+        records.push(parser.enricher.record(&fields, 2, offset).unwrap());
+        offset += raw.len() as u64 + 1;
+    }
+    drop(data);
+    let database = egress_audit::config::DatabaseConfig {
+        url: url.to_string(),
+        ..Default::default()
+    };
+    let store = egress_audit::store::Store::connect(&database)
+        .await
+        .unwrap();
+    let egress_audit::store::Store::Postgres(pool) = &store else {
+        unreachable!()
+    };
+    println!("\n## keeping rows unique: {lines} records, 5,000 a batch, one connection\n");
+    println!("| strategy | seconds | rows/s |\n|---|---|---|");
+    for merge in [false, true] {
+        pool.execute("TRUNCATE tq_egress_audit").await.unwrap();
+        pool.execute("CHECKPOINT").await.unwrap();
+        let started = Instant::now();
+        for batch in records.chunks(5000) {
+            if merge {
+                store.merge(batch).await.unwrap();
+            } else {
+                store.write(batch).await.unwrap();
+            }
+        }
+        let took = started.elapsed();
+        let label = if merge {
+            "COPY into a staging table, then `INSERT … ON CONFLICT (id) DO NOTHING`"
+        } else {
+            "COPY straight into the table (the primary key guards; merge only on conflict)"
+        };
+        let rate = lines as f64 / took.as_secs_f64();
+        println!("| {label} | {:.2} | {rate:.0} |", took.as_secs_f64());
+    }
+    store.close().await;
 }
 
 /// Runs `egress-audit import` and returns its wall time and peak RSS.
