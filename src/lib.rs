@@ -20,6 +20,9 @@
 //! - [`store`] owns the database: migrations, batched writes that ignore rows
 //!   already present, and the connection details for SQLite and PostgreSQL.
 //! - [`query`] answers the operators' questions from the store.
+//! - [`pipeline`] joins tail, parse, enrich and store for `run` and `import`:
+//!   batches, retries, dead letters, in-order acknowledgement, shutdown.
+//! - [`metrics`] counts what the pipeline does for Prometheus and systemd.
 //! - [`config`] loads and validates configuration from defaults, a file, the
 //!   environment and flags.
 //! - [`cli`] is the command-line front end that the binary calls.
@@ -30,6 +33,7 @@ pub mod config;
 pub mod duration;
 pub mod enrich;
 pub mod id;
+pub mod metrics;
 pub mod parse;
 pub mod pipeline;
 pub mod query;

@@ -13,10 +13,11 @@ use tokio::sync::mpsc;
 
 use super::EXIT_OK;
 use crate::config::{Config, FormatSpec, SourceConfig};
+use crate::metrics::Telemetry;
 use crate::pipeline::import::{ImportFile, ReadSizes, read_files};
 use crate::pipeline::source::SourceParser;
 use crate::pipeline::writer::{RetryPolicy, Writer};
-use crate::pipeline::{self, Options, Sink, Stats};
+use crate::pipeline::{self, Options, Shared, Sink, Stats};
 use crate::store::Store;
 use crate::tail::BufferPool;
 
@@ -76,7 +77,13 @@ pub(super) async fn run(config: &Config, args: ImportArgs) -> anyhow::Result<u8>
         encode: sink.encodes_rows(),
     };
 
-    let stats = Arc::new(Stats::default());
+    let telemetry = Arc::new(Telemetry::new(config.metrics.max_bots));
+    let shared = Arc::new(Shared {
+        parsers,
+        options,
+        stats: Stats::default(),
+        telemetry,
+    });
     let consumed = Arc::new(AtomicU64::new(0));
     let pool = BufferPool::default();
     let (chunks_tx, chunks_rx) = mpsc::channel(8);
@@ -89,22 +96,14 @@ pub(super) async fn run(config: &Config, args: ImportArgs) -> anyhow::Result<u8>
         tokio::task::spawn_blocking(move || read_files(&files, &chunks_tx, &pool, sizes, &consumed))
     };
     let started = Instant::now();
-    let progress = Progress::start(total_bytes, stats.clone(), consumed);
-    let driven = pipeline::drive(
-        chunks_rx,
-        Arc::new(parsers),
-        sink,
-        None,
-        pool,
-        options,
-        stats.clone(),
-    );
+    let progress = Progress::start(total_bytes, shared.clone(), consumed);
+    let driven = pipeline::drive(chunks_rx, shared.clone(), sink, None, pool);
     let result = driven.await;
     progress.finish();
     reader.await.context("file reader")??;
     result?;
 
-    eprintln!("{}", summary(&stats, started.elapsed()));
+    eprintln!("{}", summary(&shared.stats, started.elapsed()));
     Ok(EXIT_OK)
 }
 
@@ -187,7 +186,7 @@ struct Progress {
 }
 
 impl Progress {
-    fn start(total: u64, stats: Arc<Stats>, consumed: Arc<AtomicU64>) -> Progress {
+    fn start(total: u64, shared: Arc<Shared>, consumed: Arc<AtomicU64>) -> Progress {
         if !std::io::stderr().is_terminal() {
             return Progress {
                 bar: None,
@@ -205,7 +204,7 @@ impl Progress {
         let ticker = tokio::spawn(async move {
             loop {
                 tokio::time::sleep(Duration::from_millis(200)).await;
-                let lines = Stats::get(&stats.lines_read);
+                let lines = Stats::get(&shared.stats.lines_read);
                 let rate = lines as f64 / started.elapsed().as_secs_f64().max(1e-9);
                 ticking.set_position(consumed.load(Ordering::Relaxed));
                 ticking.set_message(format!("{lines} lines, {rate:.0} lines/s"));

@@ -120,8 +120,14 @@ pub fn main() -> ExitCode {
 }
 
 async fn dispatch(cli: Cli, config: Config) -> anyhow::Result<u8> {
+    let file = cli.config.clone();
+    let overrides = Overrides {
+        database_url: cli.database_url.clone(),
+        state_dir: cli.state_dir.clone(),
+    };
+    let reload = move || config::load(file.as_deref(), &overrides);
     match cli.command {
-        Command::Run(args) => run_cmd::run(&config, args).await,
+        Command::Run(args) => run_cmd::run(&config, args, &reload).await,
         Command::Import(args) => import_cmd::run(&config, args).await,
         Command::Log(args) => log_cmd::run(&config, args).await,
         Command::Query(query) => query_cmd::run(&config, query).await,

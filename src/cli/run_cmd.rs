@@ -5,22 +5,36 @@
 //! batcher cuts what was read; the writers commit it; the acker moves and
 //! saves the checkpoint; then the process exits 0, all within
 //! `run.shutdown_timeout`. A second signal exits at once.
+//!
+//! Reload: SIGHUP reads the configuration again. A bad one is reported and
+//! the running one kept. A good one replaces it by the same phases as a stop
+//! (so nothing read is lost and the checkpoint is current), then the pipeline
+//! starts again from the checkpoint with the new sources, formats, bot map
+//! and redaction. The metrics endpoint keeps the address it started with.
+//!
+//! Under systemd (`Type=notify`) the daemon reports READY once its sources
+//! are open and the database answers, a STATUS line every few seconds, and
+//! watchdog pings while the pipeline is alive.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
-use tokio::sync::mpsc;
-use tracing::{error, info};
+use sd_notify::NotifyState;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::{mpsc, watch};
+use tracing::{error, info, warn};
 
 use super::EXIT_OK;
 use crate::checkpoint::Checkpoints;
-use crate::config::Config;
-use crate::pipeline::shutdown::{self, EXIT_FORCED};
+use crate::config::{Config, ConfigError};
+use crate::metrics::{self, Telemetry};
+use crate::pipeline::shutdown::{self, EXIT_FORCED, Shutdown};
 use crate::pipeline::source::SourceParser;
 use crate::pipeline::writer::{RetryPolicy, Writer};
-use crate::pipeline::{self, Options, Sink, Stats};
+use crate::pipeline::{self, Options, Shared, Sink, Stats};
 use crate::store::Store;
-use crate::tail::{StartFrom, TailCounters, Tailer};
+use crate::tail::{StartFrom, Tailer, TailerHandle};
 
 const EXAMPLES: &str = "Examples:
   egress-audit --config /etc/egress-audit/config.toml run
@@ -30,6 +44,9 @@ const EXAMPLES: &str = "Examples:
 /// Chunks between the tailer and the batcher: with 64 KiB chunks, half a
 /// megabyte of read-ahead at most.
 const CHUNK_QUEUE: usize = 8;
+
+/// How often systemd gets a STATUS line (and, when asked for, a watchdog ping).
+const STATUS_EVERY: Duration = Duration::from_secs(5);
 
 /// Arguments of `run`.
 #[derive(Debug, clap::Args)]
@@ -45,26 +62,80 @@ pub struct RunArgs {
     pub dry_run: bool,
 }
 
-pub(super) async fn run(config: &Config, args: RunArgs) -> anyhow::Result<u8> {
-    if config.sources.is_empty() {
-        bail!("no [[source]] is configured: add one with `path = \"/var/log/squid/access.log\"`");
-    }
+/// Reads the configuration again for a reload.
+pub type Reloader = dyn Fn() -> Result<Config, ConfigError> + Send + Sync;
+
+/// How one run of the pipeline ended.
+enum Ended {
+    /// Stopped by a signal or because the tailer ended.
+    Stopped,
+    /// A new configuration was accepted: run again with it.
+    Reload(Box<Config>),
+}
+
+pub(super) async fn run(config: &Config, args: RunArgs, reload: &Reloader) -> anyhow::Result<u8> {
     // Signals first, so that a stop during start-up is a clean stop too.
     let (trigger, stop) = shutdown::channel();
     shutdown::on_signals(trigger)?;
-    let parsers = Arc::new(SourceParser::for_sources(config)?);
+    let mut hangups = signal(SignalKind::hangup())?;
+
+    let telemetry = Arc::new(Telemetry::new(config.metrics.max_bots));
+    if let Some(addr) = config.metrics.listen {
+        let handle = metrics::install_recorder()?;
+        metrics::serve(addr, handle, telemetry.clone()).await?;
+    }
+
+    let mut config = config.clone();
+    let mut from_start = args.from_start;
+    let mut first = true;
+    loop {
+        let ended = run_once(
+            &config,
+            &args,
+            from_start,
+            first,
+            &stop,
+            &mut hangups,
+            &telemetry,
+            reload,
+        )
+        .await?;
+        match ended {
+            Ended::Stopped => break,
+            Ended::Reload(new) => {
+                config = *new;
+                from_start = false;
+                first = false;
+                info!("configuration reloaded");
+            }
+        }
+    }
+    let _ = sd_notify::notify(&[NotifyState::Stopping]);
+    Ok(EXIT_OK)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_once(
+    config: &Config,
+    args: &RunArgs,
+    from_start: bool,
+    first: bool,
+    stop: &Shutdown,
+    hangups: &mut tokio::signal::unix::Signal,
+    telemetry: &Arc<Telemetry>,
+    reload: &Reloader,
+) -> anyhow::Result<Ended> {
+    if config.sources.is_empty() {
+        bail!("no [[source]] is configured: add one with `path = \"/var/log/squid/access.log\"`");
+    }
+    let parsers = SourceParser::for_sources(config)?;
     let mut checkpoints = Checkpoints::load(&config.state_dir)?;
-    let start = if args.from_start {
+    let start = if from_start {
         StartFrom::Beginning
     } else {
         StartFrom::Checkpoints
     };
-    let tailer = Tailer::new(
-        config,
-        &mut checkpoints,
-        start,
-        Arc::new(TailCounters::default()),
-    )?;
+    let tailer = Tailer::new(config, &mut checkpoints, start, telemetry.clone())?;
     let pool = tailer.buffer_pool();
 
     let (sink, checkpoints, writers) = if args.dry_run {
@@ -78,20 +149,23 @@ pub(super) async fn run(config: &Config, args: RunArgs) -> anyhow::Result<u8> {
             config.run.writers
         };
         let policy = RetryPolicy::forever(config.database.retry_max_delay);
-        (
-            Sink::Store(Arc::new(Writer::new(store, policy))),
-            Some(checkpoints),
-            writers,
-        )
+        let writer = Writer::new(store, policy).reporting_to(telemetry.clone());
+        (Sink::Store(Arc::new(writer)), Some(checkpoints), writers)
     };
 
+    let (tail_stop_tx, tail_stop_rx) = watch::channel(false);
     let (chunks_tx, chunks_rx) = mpsc::channel(CHUNK_QUEUE);
-    let tail = tailer.spawn(chunks_tx, stop.receiver())?;
+    let tail = tailer.spawn(chunks_tx, tail_stop_rx)?;
     info!(
         sources = config.sources.len(),
         dry_run = args.dry_run,
         "running"
     );
+    if first {
+        let _ = sd_notify::notify(&[NotifyState::Ready]);
+    } else {
+        let _ = sd_notify::notify(&[NotifyState::Ready, NotifyState::Status("reloaded")]);
+    }
 
     let options = Options {
         batch_rows: config.database.batch_rows,
@@ -99,27 +173,104 @@ pub(super) async fn run(config: &Config, args: RunArgs) -> anyhow::Result<u8> {
         writers,
         encode: sink.encodes_rows(),
     };
-    let stats = Arc::new(Stats::default());
-    let drive = pipeline::drive(
-        chunks_rx,
+    let shared = Arc::new(Shared {
         parsers,
-        sink,
-        checkpoints,
-        pool,
         options,
-        stats.clone(),
-    );
-    let finished = finish_within(drive, stop, config.run.shutdown_timeout).await;
-    tail.wait().await?;
-    finished?;
+        stats: Stats::default(),
+        telemetry: telemetry.clone(),
+    });
+    let drive = pipeline::drive(chunks_rx, shared.clone(), sink, checkpoints, pool);
+    let ended = supervise(
+        drive,
+        tail,
+        tail_stop_tx,
+        stop,
+        hangups,
+        &shared,
+        config,
+        reload,
+    )
+    .await?;
     info!(
-        lines = Stats::get(&stats.lines_read),
-        rows = Stats::get(&stats.rows_written),
-        duplicates = Stats::get(&stats.duplicates),
-        set_aside = Stats::get(&stats.parse_errors) + Stats::get(&stats.refused),
-        "stopped"
+        lines = Stats::get(&shared.stats.lines_read),
+        rows = Stats::get(&shared.stats.rows_written),
+        duplicates = Stats::get(&shared.stats.duplicates),
+        set_aside = Stats::get(&shared.stats.parse_errors) + Stats::get(&shared.stats.refused),
+        "pipeline stopped"
     );
-    Ok(EXIT_OK)
+    Ok(ended)
+}
+
+/// Runs the pipeline until it ends, a stop is asked for, or a good new
+/// configuration arrives; meanwhile reports status to systemd.
+#[allow(clippy::too_many_arguments)]
+async fn supervise<F>(
+    drive: F,
+    tail: TailerHandle,
+    tail_stop: watch::Sender<bool>,
+    stop: &Shutdown,
+    hangups: &mut tokio::signal::unix::Signal,
+    shared: &Shared,
+    config: &Config,
+    reload: &Reloader,
+) -> anyhow::Result<Ended>
+where
+    F: std::future::Future<Output = Result<Option<Checkpoints>, pipeline::PipelineError>>,
+{
+    tokio::pin!(drive);
+    let mut stop = stop.clone();
+    let watchdog = sd_notify::watchdog_enabled();
+    let mut ticks =
+        tokio::time::interval(watchdog.map_or(STATUS_EVERY, |d| (d / 2).min(STATUS_EVERY)));
+    let ended = loop {
+        tokio::select! {
+            result = &mut drive => {
+                result?;
+                break Ended::Stopped;
+            }
+            _ = stop.wait() => {
+                let _ = sd_notify::notify(&[NotifyState::Stopping]);
+                let _ = tail_stop.send(true);
+                finish_within(&mut drive, config.run.shutdown_timeout).await?;
+                break Ended::Stopped;
+            }
+            _ = hangups.recv() => match reload() {
+                Ok(new) => {
+                    info!("reloading configuration");
+                    let _ = sd_notify::notify(&[NotifyState::Reloading]);
+                    let _ = tail_stop.send(true);
+                    finish_within(&mut drive, config.run.shutdown_timeout).await?;
+                    break Ended::Reload(Box::new(new));
+                }
+                Err(e) => error!(error = %e, "new configuration refused; keeping the running one"),
+            },
+            _ = ticks.tick() => report_status(shared, watchdog.is_some()),
+        }
+    };
+    tail.wait().await?;
+    Ok(ended)
+}
+
+/// Sends systemd a STATUS line, and a watchdog ping while the pipeline is
+/// healthy (a stuck pipeline stops pinging and systemd restarts it).
+fn report_status(shared: &Shared, watchdog: bool) {
+    let stats = &shared.stats;
+    let health = shared.telemetry.health();
+    let status = format!(
+        "{} lines read, {} rows written, {} set aside{}",
+        Stats::get(&stats.lines_read),
+        Stats::get(&stats.rows_written),
+        Stats::get(&stats.parse_errors) + Stats::get(&stats.refused),
+        health
+            .as_ref()
+            .err()
+            .map(|why| format!("; {why}"))
+            .unwrap_or_default()
+    );
+    let _ = sd_notify::notify(&[NotifyState::Status(&status)]);
+    if watchdog && health.is_ok() {
+        let _ = sd_notify::notify(&[NotifyState::Watchdog]);
+    }
 }
 
 /// Opens the store, waiting for it when it is not reachable yet: a daemon
@@ -127,12 +278,12 @@ pub(super) async fn run(config: &Config, args: RunArgs) -> anyhow::Result<u8> {
 /// and Neon waking from scale-to-zero is just a slow connect. Errors that
 /// will not heal (a bad URL, a wrong password) end the daemon at once.
 async fn open_store(config: &Config) -> anyhow::Result<Store> {
-    let mut delay = std::time::Duration::from_millis(200);
+    let mut delay = Duration::from_millis(200);
     loop {
         match Store::open(&config.database).await {
             Ok(store) => return Ok(store),
             Err(e) if e.is_retryable() => {
-                tracing::warn!(error = %e, retry_in = ?delay, "database not reachable yet");
+                warn!(error = %e, retry_in = ?delay, "database not reachable yet");
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(config.database.retry_max_delay);
             }
@@ -141,23 +292,17 @@ async fn open_store(config: &Config) -> anyhow::Result<Store> {
     }
 }
 
-/// Waits for the pipeline; once a stop is asked for, gives it `timeout` to
-/// commit what was read, then exits the process (the checkpoint on disk is
-/// still correct: it never runs ahead of committed rows).
+/// Gives the pipeline `timeout` to commit what was read, then exits the
+/// process (the checkpoint on disk is still correct: it never runs ahead of
+/// committed rows).
 async fn finish_within<F>(
-    drive: F,
-    mut stop: shutdown::Shutdown,
-    timeout: std::time::Duration,
+    drive: &mut std::pin::Pin<&mut F>,
+    timeout: Duration,
 ) -> anyhow::Result<()>
 where
     F: std::future::Future<Output = Result<Option<Checkpoints>, pipeline::PipelineError>>,
 {
-    tokio::pin!(drive);
-    tokio::select! {
-        result = &mut drive => return result.map(|_| ()).map_err(Into::into),
-        _ = stop.wait() => {}
-    }
-    match tokio::time::timeout(timeout, drive).await {
+    match tokio::time::timeout(timeout, drive.as_mut()).await {
         Ok(result) => result.map(|_| ()).map_err(Into::into),
         Err(_) => {
             error!(

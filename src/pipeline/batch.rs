@@ -17,6 +17,17 @@ use crate::tail::{Chunk, Position};
 
 use super::Stats;
 use super::source::SourceParser;
+use crate::metrics::{Egress, Telemetry};
+
+/// What the metrics need of a row, kept after the row itself is encoded.
+#[derive(Debug, Clone, Copy)]
+struct EgressRow {
+    who: u32,
+    status: Option<i32>,
+    request_bytes: Option<i64>,
+    response_bytes: Option<i64>,
+    latency_ms: Option<i64>,
+}
 
 /// Where a record's line lies: which chunk, and the byte range in it.
 #[derive(Debug, Clone, Copy)]
@@ -79,6 +90,9 @@ pub struct Batch {
     /// The chunks the batch was made from.
     pub chunks: Vec<Chunk>,
     lines: Vec<LineRef>,
+    /// Distinct (bot, group) pairs of the batch's rows.
+    who: Vec<(String, Option<String>)>,
+    egress: Vec<EgressRow>,
 }
 
 impl Batch {
@@ -101,6 +115,7 @@ impl Batch {
             encoded.shrink_to_fit();
         }
         self.lines.shrink_to_fit();
+        self.egress.shrink_to_fit();
     }
 
     /// True when the batch holds nothing to write or acknowledge.
@@ -109,10 +124,17 @@ impl Batch {
     }
 
     /// Parses every line of `chunk` into the batch.
-    pub fn add(&mut self, chunk: Chunk, parsers: &[SourceParser], stats: &Stats) {
+    pub fn add(
+        &mut self,
+        chunk: Chunk,
+        parsers: &[SourceParser],
+        stats: &Stats,
+        telemetry: &Telemetry,
+    ) {
         let index = self.chunks.len() as u32;
         let parser = &parsers[chunk.source];
         let mut lines = 0;
+        let mut failed = 0;
         for line in chunk.lines() {
             lines += 1;
             let offset_in_chunk = (line.start - chunk.start) as u32;
@@ -123,6 +145,7 @@ impl Batch {
             };
             match parse_line(parser, line.text, origin) {
                 Ok(record) => {
+                    self.note_egress(&record);
                     self.rows.push(record);
                     self.lines.push(LineRef {
                         chunk: index,
@@ -131,6 +154,7 @@ impl Batch {
                     });
                 }
                 Err((reason, raw)) => {
+                    failed += 1;
                     stats.parse_errors.fetch_add(1, Ordering::Relaxed);
                     tracing::error!(
                         path = %chunk.path.display(), offset = line.start, %reason,
@@ -145,8 +169,50 @@ impl Batch {
         stats
             .bytes_read
             .fetch_add(chunk.data.len() as u64, Ordering::Relaxed);
+        telemetry.lines(&parser.name, lines, chunk.data.len() as u64, failed);
         self.note_position(&chunk);
         self.chunks.push(chunk);
+    }
+
+    fn note_egress(&mut self, record: &Record) {
+        let who = match self
+            .who
+            .iter()
+            .position(|(bot, group)| *bot == record.bot_name && *group == record.group_name)
+        {
+            Some(i) => i,
+            None => {
+                self.who
+                    .push((record.bot_name.clone(), record.group_name.clone()));
+                self.who.len() - 1
+            }
+        };
+        self.egress.push(EgressRow {
+            who: who as u32,
+            status: record.status_code,
+            request_bytes: record.request_size_bytes,
+            response_bytes: record.response_size_bytes,
+            latency_ms: record.latency_ms,
+        });
+    }
+
+    /// Counts the batch's calls in the metrics, leaving out the rows at
+    /// `skipped` (refused by the database).
+    pub fn report_egress(&self, telemetry: &Telemetry, skipped: &[usize]) {
+        for (index, row) in self.egress.iter().enumerate() {
+            if skipped.contains(&index) {
+                continue;
+            }
+            let (bot, group) = &self.who[row.who as usize];
+            telemetry.egress(&Egress {
+                bot,
+                group: group.as_deref(),
+                status: row.status,
+                request_bytes: row.request_bytes,
+                response_bytes: row.response_bytes,
+                latency_ms: row.latency_ms,
+            });
+        }
     }
 
     fn note_position(&mut self, chunk: &Chunk) {

@@ -29,6 +29,7 @@ use tokio::sync::{Mutex, mpsc};
 use tracing::{debug, error, warn};
 
 use crate::checkpoint::Checkpoints;
+use crate::metrics::Telemetry;
 use crate::tail::{BufferPool, Chunk};
 use acker::Acker;
 use batch::Batch;
@@ -109,6 +110,19 @@ pub struct Options {
     pub encode: bool,
 }
 
+/// What every stage of one pipeline shares.
+#[derive(Debug)]
+pub struct Shared {
+    /// One parser per source (index = `Chunk::source`).
+    pub parsers: Vec<SourceParser>,
+    /// How batches are cut and written.
+    pub options: Options,
+    /// Counters for summaries and status lines.
+    pub stats: Stats,
+    /// Metrics and health.
+    pub telemetry: Arc<Telemetry>,
+}
+
 /// Where batches go.
 pub enum Sink {
     /// The store, through a writer that retries.
@@ -130,34 +144,26 @@ impl Sink {
 /// every [`CHECKPOINT_INTERVAL`] and at the end) when given.
 pub async fn drive(
     chunks_rx: mpsc::Receiver<Chunk>,
-    parsers: Arc<Vec<SourceParser>>,
+    shared: Arc<Shared>,
     sink: Sink,
     checkpoints: Option<Checkpoints>,
     pool: BufferPool,
-    options: Options,
-    stats: Arc<Stats>,
 ) -> Result<Option<Checkpoints>, PipelineError> {
     let (batches_tx, batches_rx) = mpsc::channel::<Batch>(BATCH_QUEUE);
-    let batcher = tokio::spawn(cut_batches(
-        chunks_rx,
-        batches_tx,
-        parsers.clone(),
-        options,
-        stats.clone(),
-    ));
+    let batcher = tokio::spawn(cut_batches(chunks_rx, batches_tx, shared.clone()));
 
-    let (done_tx, done_rx) = mpsc::channel::<Batch>(BATCH_QUEUE + options.writers);
+    let writers_wanted = shared.options.writers.max(1);
+    let (done_tx, done_rx) = mpsc::channel::<Batch>(BATCH_QUEUE + writers_wanted);
     let mut writers = Vec::new();
     match sink {
         Sink::Store(writer) => {
             let shared_rx = Arc::new(Mutex::new(batches_rx));
-            for _ in 0..options.writers.max(1) {
+            for _ in 0..writers_wanted {
                 let task = write_batches(
                     shared_rx.clone(),
                     writer.clone(),
                     done_tx.clone(),
-                    parsers.clone(),
-                    stats.clone(),
+                    shared.clone(),
                 );
                 writers.push(tokio::spawn(task));
             }
@@ -171,7 +177,12 @@ pub async fn drive(
         }
     }
     drop(done_tx);
-    let acker = tokio::spawn(acknowledge(done_rx, checkpoints, pool));
+    let acker = tokio::spawn(acknowledge(
+        done_rx,
+        checkpoints,
+        pool,
+        shared.telemetry.clone(),
+    ));
 
     let _ = batcher.await;
     let mut result = Ok(());
@@ -188,11 +199,14 @@ pub async fn drive(
 async fn cut_batches(
     mut chunks_rx: mpsc::Receiver<Chunk>,
     batches_tx: mpsc::Sender<Batch>,
-    parsers: Arc<Vec<SourceParser>>,
-    options: Options,
-    stats: Arc<Stats>,
+    shared: Arc<Shared>,
 ) {
-    let mut seq = 0;
+    let options = shared.options;
+    let mut cutter = Cutter {
+        seq: 0,
+        batches_tx,
+        shared: shared.clone(),
+    };
     let mut batch = Batch::new(options.encode);
     let mut deadline: Option<tokio::time::Instant> = None;
     loop {
@@ -200,7 +214,7 @@ async fn cut_batches(
             Some(at) => tokio::select! {
                 chunk = chunks_rx.recv() => chunk,
                 _ = tokio::time::sleep_until(at) => {
-                    cut(&mut batch, &mut seq, &batches_tx, options.encode).await;
+                    cutter.cut(&mut batch).await;
                     deadline = None;
                     continue;
                 }
@@ -209,28 +223,38 @@ async fn cut_batches(
         };
         let Some(chunk) = chunk else { break };
         let caught_up = chunk.caught_up;
-        batch.add(chunk, &parsers, &stats);
+        batch.add(chunk, &shared.parsers, &shared.stats, &shared.telemetry);
         if deadline.is_none() {
             deadline = Some(tokio::time::Instant::now() + options.flush_interval);
         }
         if caught_up || batch.rows.len() >= options.batch_rows {
-            cut(&mut batch, &mut seq, &batches_tx, options.encode).await;
+            cutter.cut(&mut batch).await;
             deadline = None;
         }
     }
-    cut(&mut batch, &mut seq, &batches_tx, options.encode).await;
+    cutter.cut(&mut batch).await;
 }
 
-async fn cut(batch: &mut Batch, seq: &mut u64, batches_tx: &mpsc::Sender<Batch>, encode: bool) {
-    if batch.is_empty() {
-        return;
+/// Numbers batches and hands them to the writers.
+struct Cutter {
+    seq: u64,
+    batches_tx: mpsc::Sender<Batch>,
+    shared: Arc<Shared>,
+}
+
+impl Cutter {
+    async fn cut(&mut self, batch: &mut Batch) {
+        if batch.is_empty() {
+            return;
+        }
+        let mut full = std::mem::replace(batch, Batch::new(self.shared.options.encode));
+        full.seq = self.seq;
+        full.shrink_to_fit();
+        self.seq += 1;
+        self.shared.telemetry.batch_cut();
+        debug!(seq = full.seq, rows = full.rows.len(), "batch cut");
+        let _ = self.batches_tx.send(full).await;
     }
-    let mut full = std::mem::replace(batch, Batch::new(encode));
-    full.seq = *seq;
-    full.shrink_to_fit();
-    *seq += 1;
-    debug!(seq = full.seq, rows = full.rows.len(), "batch cut");
-    let _ = batches_tx.send(full).await;
 }
 
 /// Takes batches from the shared queue and commits them.
@@ -238,13 +262,12 @@ async fn write_batches(
     batches_rx: Arc<Mutex<mpsc::Receiver<Batch>>>,
     writer: Arc<Writer>,
     done_tx: mpsc::Sender<Batch>,
-    parsers: Arc<Vec<SourceParser>>,
-    stats: Arc<Stats>,
+    shared: Arc<Shared>,
 ) -> Result<(), PipelineError> {
     loop {
         let next = batches_rx.lock().await.recv().await;
         let Some(mut batch) = next else { return Ok(()) };
-        commit(&writer, &batch, &parsers, &stats).await?;
+        commit(&writer, &batch, &shared).await?;
         // The acker needs only positions and buffers: free the rows now.
         batch.rows = batch::Rows::default();
         if done_tx.send(batch).await.is_err() {
@@ -254,41 +277,50 @@ async fn write_batches(
 }
 
 /// Stores a batch's parse rejects, then its rows, then the rows refused.
-async fn commit(
-    writer: &Writer,
-    batch: &Batch,
-    parsers: &[SourceParser],
-    stats: &Stats,
-) -> Result<(), PipelineError> {
+async fn commit(writer: &Writer, batch: &Batch, shared: &Shared) -> Result<(), PipelineError> {
     let started = Instant::now();
+    let telemetry = &shared.telemetry;
     if !batch.rejects.is_empty() {
         store_rejects(writer, &batch.rejects).await?;
+        telemetry.dead_letters("parse", batch.rejects.len() as u64);
     }
     let report = match &batch.rows {
         batch::Rows::Records(records) => writer.write(records.as_slice()).await?,
         batch::Rows::Encoded(encoded) => writer.write(encoded).await?,
     };
+    let refused_rows: Vec<usize> = report.refused.iter().map(|(i, _)| *i).collect();
     if !report.refused.is_empty() {
         let refused: Vec<_> = report
             .refused
             .iter()
-            .map(|(i, reason)| batch.refused(*i, reason.clone(), parsers))
+            .map(|(i, reason)| batch.refused(*i, reason.clone(), &shared.parsers))
             .collect();
         store_rejects(writer, &refused).await?;
+        telemetry.refused(refused.len() as u64);
+        telemetry.dead_letters("database", refused.len() as u64);
     }
+
+    let stats = &shared.stats;
+    let outcome = report.outcome;
     stats
         .rows_written
-        .fetch_add(report.outcome.written, Ordering::Relaxed);
+        .fetch_add(outcome.written, Ordering::Relaxed);
     stats
         .duplicates
-        .fetch_add(report.outcome.duplicates, Ordering::Relaxed);
+        .fetch_add(outcome.duplicates, Ordering::Relaxed);
     stats
         .refused
         .fetch_add(report.refused.len() as u64, Ordering::Relaxed);
     stats.retries.fetch_add(report.retries, Ordering::Relaxed);
     stats.batches.fetch_add(1, Ordering::Relaxed);
+    // Calls are counted once: a batch that was wholly present (a replay)
+    // adds nothing to the egress metrics.
+    if outcome.written > 0 {
+        batch.report_egress(telemetry, &refused_rows);
+    }
+    telemetry.batch_committed(outcome.written, outcome.duplicates, started.elapsed());
     debug!(
-        seq = batch.seq, rows = report.outcome.written, duplicates = report.outcome.duplicates,
+        seq = batch.seq, rows = outcome.written, duplicates = outcome.duplicates,
         took = ?started.elapsed(), "batch committed"
     );
     Ok(())
@@ -357,6 +389,7 @@ async fn acknowledge(
     mut done_rx: mpsc::Receiver<Batch>,
     mut checkpoints: Option<Checkpoints>,
     pool: BufferPool,
+    telemetry: Arc<Telemetry>,
 ) -> Option<Checkpoints> {
     let mut acker = Acker::new();
     // The first commit is saved at once; later ones at most every interval.
@@ -377,19 +410,29 @@ async fn acknowledge(
             }
         }
         if last_save.elapsed() >= CHECKPOINT_INTERVAL {
-            save(checkpoints.as_mut());
+            save(checkpoints.as_mut(), &telemetry);
             last_save = Instant::now();
         }
     }
-    save(checkpoints.as_mut());
+    save(checkpoints.as_mut(), &telemetry);
     checkpoints
 }
 
-fn save(checkpoints: Option<&mut Checkpoints>) {
-    if let Some(checkpoints) = checkpoints
-        && checkpoints.is_changed()
+/// Saves the checkpoint if it moved, and reports how far each file lags.
+fn save(checkpoints: Option<&mut Checkpoints>, telemetry: &Telemetry) {
+    let Some(checkpoints) = checkpoints else {
+        return;
+    };
+    if checkpoints.is_changed()
         && let Err(e) = checkpoints.save()
     {
         error!(error = %e, "checkpoint not saved; a restart will replay more (without duplicates)");
+    }
+    for (path, entry) in checkpoints.entries() {
+        if let Ok(metadata) = std::fs::metadata(path)
+            && std::os::unix::fs::MetadataExt::ino(&metadata) == entry.file.inode
+        {
+            telemetry.checkpoint_lag(path, metadata.len().saturating_sub(entry.offset));
+        }
     }
 }

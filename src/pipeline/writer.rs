@@ -9,8 +9,8 @@
 //! are alone, those are reported as refused with the database's message, and
 //! the rest is committed.
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use backon::{ExponentialBuilder, Retryable};
@@ -19,6 +19,7 @@ use tracing::{error, info, warn};
 use std::future::Future;
 use std::ops::Range;
 
+use crate::metrics::Telemetry;
 use crate::record::Record;
 use crate::store::copy::EncodedRows;
 use crate::store::{Store, StoreError, WriteOutcome};
@@ -143,6 +144,7 @@ pub struct Writer {
     /// then go straight to the merging write instead of failing a plain
     /// COPY first. Cleared by the first batch that is all new.
     replaying: AtomicBool,
+    telemetry: Option<Arc<Telemetry>>,
 }
 
 impl Writer {
@@ -153,7 +155,14 @@ impl Writer {
             policy,
             outage: Mutex::new(None),
             replaying: AtomicBool::new(false),
+            telemetry: None,
         }
+    }
+
+    /// Reports retries and outages to `telemetry`.
+    pub fn reporting_to(mut self, telemetry: Arc<Telemetry>) -> Writer {
+        self.telemetry = Some(telemetry);
+        self
     }
 
     /// How failed writes are retried.
@@ -231,6 +240,10 @@ impl Writer {
     }
 
     fn went_away(&self, error: &StoreError, delay: Duration) {
+        if let Some(telemetry) = &self.telemetry {
+            telemetry.retried(error.kind());
+            telemetry.outage(true);
+        }
         let mut outage = self.outage.lock().unwrap_or_else(|p| p.into_inner());
         if outage.is_none() {
             *outage = Some(Instant::now());
@@ -241,6 +254,9 @@ impl Writer {
     }
 
     fn came_back(&self) {
+        if let Some(telemetry) = &self.telemetry {
+            telemetry.outage(false);
+        }
         let mut outage = self.outage.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(since) = outage.take() {
             info!(down_for = ?since.elapsed(), "database is back; writing resumed");

@@ -65,6 +65,33 @@ impl StoreError {
     }
 }
 
+impl StoreError {
+    /// A short name for the kind of failure, for metrics labels:
+    /// `connection`, `timeout`, `serialization`, `deadlock`, `shutdown`,
+    /// `too_many_connections`, `locked`, `refused` or `other`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            StoreError::Connect { .. } => "connection",
+            StoreError::Database(sqlx::Error::Io(_) | sqlx::Error::Tls(_)) => "connection",
+            StoreError::Database(sqlx::Error::Protocol(_) | sqlx::Error::WorkerCrashed) => {
+                "connection"
+            }
+            StoreError::Database(sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed) => "timeout",
+            StoreError::Database(sqlx::Error::Database(db)) => match db.code().as_deref() {
+                Some("40001") => "serialization",
+                Some("40P01") => "deadlock",
+                Some("57014") => "timeout",
+                Some("53300") => "too_many_connections",
+                Some("55P03" | "5" | "6") => "locked",
+                Some(c) if c.starts_with("57P") => "shutdown",
+                Some(c) if c.starts_with("08") => "connection",
+                _ => "refused",
+            },
+            _ => "other",
+        }
+    }
+}
+
 /// PostgreSQL SQLSTATE classes and codes that heal by themselves.
 const RETRYABLE_STATES: &[&str] = &[
     "40001", // serialization_failure
