@@ -142,7 +142,11 @@ async fn run_once(
         (Sink::Print(Box::new(std::io::stdout())), None, 1)
     } else {
         checkpoints.save().context("checkpoint")?;
-        let store = open_store(config).await?;
+        let mut stop = stop.clone();
+        let store = tokio::select! {
+            store = open_store(config) => store?,
+            _ = stop.wait() => return Ok(Ended::Stopped),
+        };
         let writers = if matches!(store, Store::Sqlite(_)) {
             1
         } else {

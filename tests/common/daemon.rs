@@ -156,16 +156,24 @@ impl Site {
     /// Waits until the daemon has logged that it runs `times` times in all
     /// (its signal handlers are in place by then), at most 20 s.
     pub fn wait_running(&self, times: usize) {
+        self.wait_log("running sources=", times);
+    }
+
+    /// Waits until the daemon's log holds `text` `times` times, at most 20 s.
+    pub fn wait_log(&self, text: &str, times: usize) {
         let started = Instant::now();
         let log = self.dir.path().join("daemon.log");
         while started.elapsed() < Duration::from_secs(20) {
-            let text = std::fs::read_to_string(&log).unwrap_or_default();
-            if text.matches("running sources=").count() >= times {
+            let logged = std::fs::read_to_string(&log).unwrap_or_default();
+            if logged.matches(text).count() >= times {
                 return;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("the daemon did not start\n{}", self.diagnostics());
+        panic!(
+            "the daemon did not log {text:?} {times} times\n{}",
+            self.diagnostics()
+        );
     }
 }
 

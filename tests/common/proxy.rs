@@ -69,9 +69,18 @@ impl Proxy {
 
     /// Accepts connections again on the same port.
     pub async fn restore(&mut self) {
-        let listener = TcpListener::bind(self.addr)
-            .await
-            .expect("re-bind proxy port");
+        // The aborted accept task lets go of the old listener shortly after.
+        let mut tries = 0;
+        let listener = loop {
+            match TcpListener::bind(self.addr).await {
+                Ok(listener) => break listener,
+                Err(_) if tries < 100 => {
+                    tries += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+                Err(e) => panic!("re-bind proxy port {}: {e}", self.addr),
+            }
+        };
         self.accept = Some(self.serve(listener));
         self.up.store(true, Ordering::SeqCst);
     }
