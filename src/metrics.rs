@@ -27,6 +27,34 @@ use tokio::net::{TcpListener, TcpStream};
 
 use crate::tail::{FileId, TailCounters, TailEvents};
 
+/// Every metric the daemon exports (histograms add `_bucket`, `_sum` and
+/// `_count`); the alert rules and the dashboard use only these.
+pub const METRIC_NAMES: &[&str] = &[
+    "egress_audit_lines_read_total",
+    "egress_audit_bytes_read_total",
+    "egress_audit_records_parsed_total",
+    "egress_audit_parse_errors_total",
+    "egress_audit_rows_written_total",
+    "egress_audit_rows_duplicate_total",
+    "egress_audit_batches_total",
+    "egress_audit_batch_duration_seconds",
+    "egress_audit_last_commit_timestamp_seconds",
+    "egress_audit_dead_letters_total",
+    "egress_audit_db_retries_total",
+    "egress_audit_db_errors_total",
+    "egress_audit_database_up",
+    "egress_audit_checkpoint_lag_bytes",
+    "egress_audit_rotations_total",
+    "egress_audit_truncations_total",
+    "egress_audit_rewritten_files_total",
+    "egress_audit_checkpoints_lost_total",
+    "egress_audit_read_errors_total",
+    "egress_audit_requests_total",
+    "egress_audit_request_bytes_total",
+    "egress_audit_response_bytes_total",
+    "egress_audit_latency_seconds",
+];
+
 /// Label for bots and groups beyond `metrics.max_bots`.
 pub const OTHER: &str = "other";
 

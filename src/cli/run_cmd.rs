@@ -147,6 +147,7 @@ async fn run_once(
             store = open_store(config) => store?,
             _ = stop.wait() => return Ok(Ended::Stopped),
         };
+        telemetry.outage(false);
         let writers = if matches!(store, Store::Sqlite(_)) {
             1
         } else {
