@@ -176,15 +176,21 @@ fn describe(options: &PgConnectOptions) -> String {
 
 fn connect_error(error: sqlx::Error, target: &str, url: &str) -> StoreError {
     let reason = redact(&error.to_string(), url);
-    let transient = matches!(
-        &error,
-        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::Protocol(_)
-    ) || matches!(&error, sqlx::Error::Database(db)
+    // Certificate problems reach us as I/O errors from the TLS layer.
+    let lower = reason.to_ascii_lowercase();
+    let tls = matches!(error, sqlx::Error::Tls(_))
+        || lower.contains("certificate")
+        || lower.contains("tls handshake");
+    let transient =
+        !tls && matches!(
+            &error,
+            sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::Protocol(_)
+        ) || matches!(&error, sqlx::Error::Database(db)
         if db.code().is_some_and(|c| c.starts_with("57P") || c.starts_with("08") || c == "53300"));
     let hint = match &error {
-        sqlx::Error::Tls(_) => {
-            "check sslmode and the server's certificate (verify-full needs a name the \
-             certificate covers)"
+        _ if tls => {
+            "check sslmode and sslrootcert: verify-full needs a certificate that a trusted \
+             authority issued for the host name in the URL"
         }
         sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("28P01" | "28000")) => {
             "check the user name and password in the URL or DATABASE_URL"
