@@ -197,8 +197,7 @@ async fn sslmode_is_honoured_against_a_server_with_tls() {
     // The certificate names localhost, not 127.0.0.1: verify-full refuses.
     let err = connect(&cluster.url("127.0.0.1", &verified))
         .await
-        .err()
-        .expect("refused");
+        .expect_err("refused");
     assert!(
         err.contains("127.0.0.1") && err.contains("sslmode"),
         "{err}"
@@ -208,8 +207,7 @@ async fn sslmode_is_honoured_against_a_server_with_tls() {
     // Without the test authority, the chain is not trusted.
     let err = connect(&cluster.url("localhost", "sslmode=verify-full"))
         .await
-        .err()
-        .expect("refused");
+        .expect_err("refused");
     assert!(
         err.contains("certificate") || err.contains("TLS") || err.contains("tls"),
         "{err}"
