@@ -174,23 +174,9 @@ async fn kill_9_ten_times_during_a_load_leaves_exactly_every_row_once() {
 #[tokio::test]
 async fn a_database_outage_is_waited_out_with_memory_bounded() {
     let db = PgDatabase::create().await;
-    let upstream = url::Url::parse(&db.url).unwrap();
-    let address = format!(
-        "{}:{}",
-        upstream.host_str().unwrap(),
-        upstream.port().unwrap_or(5432)
-    );
-    let address = tokio::net::lookup_host(address)
-        .await
-        .unwrap()
-        .next()
-        .unwrap();
-    let mut proxy = common::proxy::Proxy::start(address).await;
-    let mut via = upstream.clone();
-    via.set_host(Some("127.0.0.1")).unwrap();
-    via.set_port(Some(proxy.addr.port())).unwrap();
+    let (mut proxy, via) = common::proxy::Proxy::in_front_of(&db.url).await;
 
-    let site = Site::new(via.as_str(), "[database]\nretry_max_delay = \"1s\"\n");
+    let site = Site::new(&via, "[database]\nretry_max_delay = \"1s\"\n");
     site.append(&native_lines(0, 5000));
     let mut daemon = site.start(&[]);
     let direct = Site {

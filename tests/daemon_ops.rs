@@ -168,22 +168,8 @@ async fn sighup_applies_a_new_bot_map_and_refuses_a_bad_config() {
 #[tokio::test]
 async fn a_stop_during_an_outage_exits_within_the_timeout_and_a_second_signal_at_once() {
     let db = PgDatabase::create().await;
-    let upstream = url::Url::parse(&db.url).unwrap();
-    let address = format!(
-        "{}:{}",
-        upstream.host_str().unwrap(),
-        upstream.port().unwrap_or(5432)
-    );
-    let address = tokio::net::lookup_host(address)
-        .await
-        .unwrap()
-        .next()
-        .unwrap();
-    let mut proxy = common::proxy::Proxy::start(address).await;
-    let mut via = upstream.clone();
-    via.set_host(Some("127.0.0.1")).unwrap();
-    via.set_port(Some(proxy.addr.port())).unwrap();
-    let site = Site::new(via.as_str(), "[run]\nshutdown_timeout = \"2s\"\n");
+    let (mut proxy, via) = common::proxy::Proxy::in_front_of(&db.url).await;
+    let site = Site::new(&via, "[run]\nshutdown_timeout = \"2s\"\n");
     let direct = Site {
         url: db.url.clone(),
         ..Site::new(&db.url, "")

@@ -42,24 +42,9 @@ async fn rows_the_database_refuses_are_split_out_and_the_rest_committed() {
 async fn an_outage_is_retried_until_the_database_is_back() {
     let db = PgDatabase::create().await;
     Store::open(&db.config()).await.unwrap();
-    let upstream = url::Url::parse(&db.url).unwrap();
-    let upstream_addr = format!(
-        "{}:{}",
-        upstream.host_str().unwrap(),
-        upstream.port().unwrap_or(5432)
-    );
-    let upstream_addr = tokio::net::lookup_host(upstream_addr)
-        .await
-        .unwrap()
-        .next()
-        .unwrap();
-    let mut proxy = Proxy::start(upstream_addr).await;
-
-    let mut via = upstream.clone();
-    via.set_host(Some("127.0.0.1")).unwrap();
-    via.set_port(Some(proxy.addr.port())).unwrap();
+    let (mut proxy, via) = Proxy::in_front_of(&db.url).await;
     let mut config = db.config();
-    config.url = via.to_string();
+    config.url = via;
     config.connect_timeout = Duration::from_millis(500);
     let store = Store::connect(&config).await.unwrap();
     let policy = RetryPolicy {

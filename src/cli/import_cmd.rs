@@ -12,6 +12,7 @@ use anyhow::{Context, bail};
 use tokio::sync::mpsc;
 
 use super::EXIT_OK;
+use super::format_args::FormatArgs;
 use crate::config::{Config, FormatSpec, SourceConfig};
 use crate::metrics::Telemetry;
 use crate::pipeline::import::{ImportFile, ReadSizes, read_files};
@@ -30,15 +31,9 @@ const EXAMPLES: &str = "Examples:
 #[derive(Debug, clap::Args)]
 #[command(after_help = EXAMPLES)]
 pub struct ImportArgs {
-    /// Built-in format: squid, common, combined, referrer or useragent.
-    #[arg(long, value_name = "NAME", group = "format_source")]
-    pub format: Option<String>,
-    /// A Squid logformat specification (the text after `logformat NAME`).
-    #[arg(long, value_name = "SPEC", group = "format_source")]
-    pub logformat: Option<String>,
-    /// Use the format of the squid.conf access_log that writes each file.
-    #[arg(long, value_name = "FILE", group = "format_source")]
-    pub squid_conf: Option<PathBuf>,
+    /// The format to read with (else the matching source's, else `squid`).
+    #[command(flatten)]
+    pub formats: FormatArgs,
     /// Log files, plain or gzip.
     #[arg(value_name = "FILE", required = true)]
     pub files: Vec<PathBuf>,
@@ -113,17 +108,12 @@ pub(super) async fn run(config: &Config, args: ImportArgs) -> anyhow::Result<u8>
 /// the daemon tailed it gets the same ids.
 fn parser_for(config: &Config, args: &ImportArgs, path: &Path) -> anyhow::Result<SourceParser> {
     let source = matching_source(config, path);
-    let spec = if let Some(name) = &args.format {
-        FormatSpec::Builtin(name.clone())
-    } else if let Some(spec) = &args.logformat {
-        FormatSpec::Logformat(spec.clone())
-    } else if let Some(conf) = &args.squid_conf {
-        FormatSpec::SquidConf(conf.clone())
-    } else {
-        source.map_or(
+    let spec = match args.formats.spec()? {
+        Some(spec) => spec,
+        None => source.map_or(
             FormatSpec::Builtin("squid".into()),
             SourceConfig::format_spec,
-        )
+        ),
     };
     let name = source.map_or_else(crate::config::local_host_name, SourceConfig::source_name);
     let group = source.and_then(|s| s.group.as_deref());

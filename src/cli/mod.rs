@@ -3,6 +3,7 @@
 //! errors, printed as one line on stderr, and outcomes become exit codes.
 
 mod config_cmd;
+mod format_args;
 mod import_cmd;
 mod log_cmd;
 pub mod parse_cmd;

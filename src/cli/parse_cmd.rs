@@ -11,9 +11,10 @@ use std::io::{self, BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use serde::Serialize;
 
+use super::format_args::FormatArgs;
 use crate::config::{self, Config, FormatSpec, Overrides};
 use crate::enrich::Enricher;
 use crate::parse::{self, LineFormat, ParseError, decode};
@@ -57,17 +58,9 @@ pub enum Output {
     after_help = EXAMPLES
 )]
 pub struct ParseArgs {
-    /// Built-in format: squid, common, combined, referrer or useragent.
-    #[arg(long, value_name = "NAME", group = "format_source")]
-    pub format: Option<String>,
-
-    /// A Squid logformat specification (the text after `logformat NAME`).
-    #[arg(long, value_name = "SPEC", group = "format_source")]
-    pub logformat: Option<String>,
-
-    /// Use the format of the squid.conf access_log that writes the first FILE.
-    #[arg(long, value_name = "FILE", group = "format_source")]
-    pub squid_conf: Option<PathBuf>,
+    /// The format to read with.
+    #[command(flatten)]
+    pub formats: FormatArgs,
 
     /// How to show parsed lines.
     #[arg(long, value_enum, default_value_t = Output::Json)]
@@ -174,20 +167,9 @@ fn format_spec(
         .cloned()
         .or(source_path)
         .unwrap_or_else(|| PathBuf::from("/var/log/squid/access.log"));
-    let spec = if let Some(name) = &args.format {
-        if !config::BUILTIN_FORMATS.contains(&name.as_str()) {
-            bail!(
-                "--format {name:?} is not a built-in format; use one of {}, or --logformat",
-                config::BUILTIN_FORMATS.join(", ")
-            );
-        }
-        FormatSpec::Builtin(name.clone())
-    } else if let Some(text) = &args.logformat {
-        FormatSpec::Logformat(text.clone())
-    } else if let Some(conf) = &args.squid_conf {
-        FormatSpec::SquidConf(conf.clone())
-    } else {
-        source.map_or(FormatSpec::Builtin("squid".into()), |s| s.format_spec())
+    let spec = match args.formats.spec()? {
+        Some(spec) => spec,
+        None => source.map_or(FormatSpec::Builtin("squid".into()), |s| s.format_spec()),
     };
     Ok((spec, log_path))
 }
@@ -504,6 +486,7 @@ fn write_row(out: &mut dyn Write, row: &[String], widths: &[usize]) -> io::Resul
 
 #[cfg(test)]
 mod tests {
+
     use super::*;
     use clap::Parser;
 

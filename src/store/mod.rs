@@ -230,7 +230,8 @@ fn call_record(call: NewCall) -> Result<Record, CallError> {
     let millis = u64::try_from(at.timestamp_millis()).unwrap_or(0);
     let id = uuid::Builder::from_unix_timestamp_millis(millis, &rand_bytes()).into_uuid();
     let mut record = Record::new(id, call.bot_name, call.destination_url, at);
-    record.destination_host = host_of(&record.destination_url);
+    record.destination_host =
+        crate::enrich::destination_host(&record.destination_url, call.http_method.as_deref());
     record.http_method = call.http_method;
     record.status_code = call.status_code;
     record.latency_ms = call.latency_ms;
@@ -249,24 +250,6 @@ fn rand_bytes() -> [u8; 10] {
     out
 }
 
-/// The host of a URL, or of `host:port` as CONNECT logs it; `None` for
-/// Squid's pseudo-URLs such as `error:invalid-request` and for bare paths.
-pub fn host_of(url: &str) -> Option<String> {
-    if url.contains("://") {
-        let parsed = url::Url::parse(url).ok()?;
-        return parsed.host_str().map(|h| h.to_ascii_lowercase());
-    }
-    let (host, port) = url.rsplit_once(':')?;
-    if port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let host = host
-        .strip_prefix('[')
-        .and_then(|h| h.strip_suffix(']'))
-        .unwrap_or(host);
-    (!host.is_empty() && !host.contains('/')).then(|| host.to_ascii_lowercase())
-}
-
 /// The SQLite file a `sqlite://` URL names, for messages.
 pub fn sqlite_path(url: &str) -> Option<PathBuf> {
     url.strip_prefix("sqlite://")
@@ -277,21 +260,6 @@ pub fn sqlite_path(url: &str) -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn host_comes_from_urls_and_connect_targets() {
-        let cases = [
-            ("https://API.example.com/v1?x=1", Some("api.example.com")),
-            ("api.example.com:443", Some("api.example.com")),
-            ("[2001:db8::1]:443", Some("2001:db8::1")),
-            ("http://[2001:db8::1]:8080/", Some("[2001:db8::1]")),
-            ("error:invalid-request", None),
-            ("/path/only", None),
-        ];
-        for (url, host) in cases {
-            assert_eq!(host_of(url).as_deref(), host, "{url}");
-        }
-    }
 
     #[test]
     fn a_call_needs_a_bot_and_a_url() {

@@ -174,7 +174,7 @@ pub fn known_rows() -> Vec<Record> {
                 .into_uuid();
                 let mut r = Record::new(id, *bot, *url, at);
                 r.group_name = group.map(str::to_string);
-                r.destination_host = egress_audit::store::host_of(url);
+                r.destination_host = egress_audit::enrich::destination_host(url, Some(method));
                 r.http_method = Some(method.to_string());
                 r.status_code = (*status != 0).then_some(*status);
                 r.request_size_bytes = Some(*req);

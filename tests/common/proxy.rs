@@ -35,6 +35,24 @@ impl Proxy {
         proxy
     }
 
+    /// A proxy in front of the server a PostgreSQL URL names, and the same URL
+    /// pointing at the proxy instead.
+    pub async fn in_front_of(url: &str) -> (Proxy, String) {
+        let upstream = url::Url::parse(url).expect("a database URL");
+        let host = upstream.host_str().expect("a host in the URL");
+        let address = format!("{host}:{}", upstream.port().unwrap_or(5432));
+        let address = tokio::net::lookup_host(address)
+            .await
+            .unwrap()
+            .next()
+            .unwrap();
+        let proxy = Proxy::start(address).await;
+        let mut via = upstream.clone();
+        via.set_host(Some("127.0.0.1")).unwrap();
+        via.set_port(Some(proxy.addr.port())).unwrap();
+        (proxy, via.to_string())
+    }
+
     fn serve(&self, listener: TcpListener) -> JoinHandle<()> {
         let upstream = self.upstream;
         let cut = self.cut.clone();
