@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh machine: installs what the tests need
 # (Debian packages), makes sure a PostgreSQL server answers (the local one, or
-# a throwaway cluster), then runs the lint gates and every test.
+# a throwaway cluster), then runs the lint gates and every test, and builds
+# and checks the Debian package.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -61,3 +62,14 @@ cargo clippy --all-targets --quiet -- -D warnings
 # 4. Every test.
 log "cargo test"
 cargo test --no-fail-fast 2>&1
+
+# 5. The Debian package: built once here rather than in `cargo test`, since
+#    it needs a release build.
+if ! command -v cargo-deb >/dev/null 2>&1; then
+    log "installing cargo-deb (it compiles for a few minutes)"
+    cargo install cargo-deb --locked
+fi
+log "cargo deb"
+deb=$(cargo deb)
+log "checking $deb"
+scripts/check-deb.sh "$deb"
