@@ -141,7 +141,9 @@ pub(super) async fn run(config: &Config, args: CheckArgs) -> anyhow::Result<u8> 
 /// Prints the UNKNOWN line for an error that stopped the check, and returns
 /// its exit status.
 pub(super) fn unknown(error: &anyhow::Error) -> std::process::ExitCode {
-    println!("{SERVICE} UNKNOWN - {error:#}");
+    // Monitoring systems read the first line only.
+    let message = format!("{error:#}").replace('\n', " ");
+    println!("{SERVICE} UNKNOWN - {message}");
     std::process::ExitCode::from(Status::Unknown.code())
 }
 
