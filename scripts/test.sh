@@ -1,19 +1,22 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh machine: installs what the tests need
 # (Debian packages), makes sure a PostgreSQL server answers (the local one, or
-# a throwaway cluster), then runs the lint gates and every test.
+# a throwaway cluster), then runs the lint gates and every test, and builds
+# and checks the Debian package.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 log() { printf '==> %s\n' "$*" >&2; }
 
-# 1. Debian packages the tests drive for real.
+# 1. Debian packages the tests drive for real (systemd for systemd-analyze,
+#    which checks the unit in deploy/).
 need=()
 command -v squid >/dev/null 2>&1 || [ -x /usr/sbin/squid ] || need+=(squid)
 command -v logrotate >/dev/null 2>&1 || [ -x /usr/sbin/logrotate ] || need+=(logrotate)
 command -v runuser >/dev/null 2>&1 || need+=(util-linux)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 command -v pg_ctl >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 \
     || need+=(postgresql)
 if [ "${#need[@]}" -gt 0 ]; then
@@ -61,3 +64,14 @@ cargo clippy --all-targets --quiet -- -D warnings
 # 4. Every test.
 log "cargo test"
 cargo test --no-fail-fast 2>&1
+
+# 5. The Debian package: built once here rather than in `cargo test`, since
+#    it needs a release build.
+if ! command -v cargo-deb >/dev/null 2>&1; then
+    log "installing cargo-deb (it compiles for a few minutes)"
+    cargo install cargo-deb --locked
+fi
+log "cargo deb"
+deb=$(cargo deb)
+log "checking $deb"
+scripts/check-deb.sh "$deb"

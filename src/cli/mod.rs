@@ -2,6 +2,7 @@
 //! per command. This is the binary's edge, so errors here are `anyhow`
 //! errors, printed as one line on stderr, and outcomes become exit codes.
 
+mod check_cmd;
 mod config_cmd;
 mod format_args;
 mod import_cmd;
@@ -78,6 +79,8 @@ pub enum Command {
     Rejects(rejects_cmd::RejectsCommand),
     /// Parse log lines and print them as records, explaining lines that do not match.
     Parse(parse_cmd::ParseArgs),
+    /// Judge the error rate and freshness as a Nagios/Icinga plugin (exit 0-3).
+    Check(check_cmd::CheckArgs),
     /// Print the effective configuration, secrets masked.
     #[command(
         after_help = "Example:\n  egress-audit --config /etc/egress-audit/config.toml config"
@@ -92,7 +95,19 @@ pub enum Command {
 
 /// Parses the command line, runs the command and returns its exit status.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if invoked_command().as_deref() == Some("check") => {
+            return check_cmd::usage_error(&e);
+        }
+        Err(e) => e.exit(),
+    };
+    // A monitoring plugin reports every failure as UNKNOWN on stdout.
+    let fail = if matches!(cli.command, Command::Check(_)) {
+        check_cmd::unknown
+    } else {
+        fail
+    };
     let overrides = Overrides {
         database_url: cli.database_url.clone(),
         state_dir: cli.state_dir.clone(),
@@ -135,6 +150,7 @@ async fn dispatch(cli: Cli, config: Config) -> anyhow::Result<u8> {
         Command::Config => config_cmd::show(&config),
         Command::Migrate => config_cmd::migrate(&config).await,
         Command::Rejects(command) => rejects_cmd::run(&config, command).await,
+        Command::Check(args) => check_cmd::run(&config, args).await,
         Command::Parse(_) => unreachable!("parse runs without the async runtime"),
     }
 }
@@ -143,6 +159,23 @@ async fn dispatch(cli: Cli, config: Config) -> anyhow::Result<u8> {
 fn fail(error: &anyhow::Error) -> ExitCode {
     eprintln!("egress-audit: {error:#}");
     ExitCode::from(EXIT_ERROR)
+}
+
+/// The first word of the command line that is not an option or a global
+/// option's value: the command the user meant, even when clap refused the
+/// line.
+fn invoked_command() -> Option<String> {
+    const GLOBALS_WITH_VALUE: [&str; 3] = ["--config", "--database-url", "--state-dir"];
+    let mut args = std::env::args_os().skip(1);
+    while let Some(arg) = args.next() {
+        let arg = arg.to_string_lossy();
+        if GLOBALS_WITH_VALUE.contains(&arg.as_ref()) {
+            args.next();
+        } else if !arg.starts_with('-') {
+            return Some(arg.into_owned());
+        }
+    }
+    None
 }
 
 /// True when the error is a closed pipe (`egress-audit query … | head`),

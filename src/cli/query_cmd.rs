@@ -199,7 +199,7 @@ pub(super) async fn run(config: &Config, command: QueryCommand) -> anyhow::Resul
 
 /// Opens the store without creating anything: a query never makes an empty
 /// SQLite file where the user expected their data.
-async fn open_for_reading(config: &Config) -> anyhow::Result<Store> {
+pub(super) async fn open_for_reading(config: &Config) -> anyhow::Result<Store> {
     if let Some(path) = store::sqlite_path(&config.database.url)
         && !path.exists()
     {

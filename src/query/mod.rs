@@ -6,9 +6,10 @@
 //! time values, time buckets) are handled in [`fetch`]. The databases return
 //! only integers, text and times; ratios and averages are computed here, so
 //! both stores give byte-identical answers. Output formatting lives in
-//! [`render`].
+//! [`render`]; the figures `check` judges for monitoring in [`health`].
 
 mod fetch;
+pub mod health;
 pub mod render;
 
 use std::time::Duration;
