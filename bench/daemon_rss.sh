@@ -30,7 +30,7 @@ with open(sys.argv[1], "w") as out:
 PY
 lines=$(wc -l < "$work/access.log")
 start=$(date +%s.%N); wc -l "$work/access.log" >/dev/null; end=$(date +%s.%N)
-wc_took=$(echo "$end - $start" | bc)
+wc_took=$(awk -v a="$start" -v b="$end" 'BEGIN {print b - a}')
 
 psql -q "$admin" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db"
 cat > "$work/config.toml" <<TOML
@@ -54,11 +54,11 @@ while :; do
 done
 ended=$(date +%s.%N)
 kill -TERM "$pid"; wait "$pid"
-took=$(echo "$ended - $started" | bc)
+took=$(awk -v a="$started" -v b="$ended" 'BEGIN {print b - a}')
 
 printf '\nfile: %s lines, %s bytes\n' "$lines" "$(stat -c %s "$work/access.log")"
 printf '| what | seconds | peak RSS |\n|---|---|---|\n'
 printf '| reference: `wc -l` | %.2f | |\n' "$wc_took"
 printf '| `egress-audit run` from byte 0 into PostgreSQL, all %s rows committed | %.1f | %.1f MiB |\n' \
-    "$lines" "$took" "$(echo "$peak / 1024" | bc -l)"
+    "$lines" "$took" "$(awk -v k="$peak" 'BEGIN {print k / 1024}')"
 psql -q "$admin" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)"

@@ -93,6 +93,9 @@ pub struct Batch {
     /// Distinct (bot, group) pairs of the batch's rows.
     who: Vec<(String, Option<String>)>,
     egress: Vec<EgressRow>,
+    /// Held from the moment the batch is cut until its rows are committed;
+    /// see `pipeline::drive`.
+    pub in_flight: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl Batch {

@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{Mutex, mpsc};
+use tokio::sync::{Mutex, Semaphore, mpsc};
 use tracing::{debug, error, warn};
 
 use crate::checkpoint::Checkpoints;
@@ -36,8 +36,10 @@ use batch::Batch;
 use source::SourceParser;
 use writer::Writer;
 
-/// Batches waiting for a writer; with the one each writer holds and the one
-/// being cut, this bounds memory to a few batches (about 1 KiB a record).
+/// Capacity of the channel to the writers. How many batches are cut and not
+/// yet committed is bounded separately, by one permit per writer: the
+/// batcher waits for a permit before it hands a batch on, so memory holds at
+/// most one batch per writer plus the one being filled.
 const BATCH_QUEUE: usize = 1;
 
 /// How often the checkpoint file is rewritten while batches are committed.
@@ -150,9 +152,15 @@ pub async fn drive(
     pool: BufferPool,
 ) -> Result<Option<Checkpoints>, PipelineError> {
     let (batches_tx, batches_rx) = mpsc::channel::<Batch>(BATCH_QUEUE);
-    let batcher = tokio::spawn(cut_batches(chunks_rx, batches_tx, shared.clone()));
-
     let writers_wanted = shared.options.writers.max(1);
+    let in_flight = Arc::new(Semaphore::new(writers_wanted));
+    let batcher = tokio::spawn(cut_batches(
+        chunks_rx,
+        batches_tx,
+        in_flight,
+        shared.clone(),
+    ));
+
     let (done_tx, done_rx) = mpsc::channel::<Batch>(BATCH_QUEUE + writers_wanted);
     let mut writers = Vec::new();
     match sink {
@@ -199,12 +207,14 @@ pub async fn drive(
 async fn cut_batches(
     mut chunks_rx: mpsc::Receiver<Chunk>,
     batches_tx: mpsc::Sender<Batch>,
+    in_flight: Arc<Semaphore>,
     shared: Arc<Shared>,
 ) {
     let options = shared.options;
     let mut cutter = Cutter {
         seq: 0,
         batches_tx,
+        in_flight,
         shared: shared.clone(),
     };
     let mut batch = Batch::new(options.encode);
@@ -239,6 +249,7 @@ async fn cut_batches(
 struct Cutter {
     seq: u64,
     batches_tx: mpsc::Sender<Batch>,
+    in_flight: Arc<Semaphore>,
     shared: Arc<Shared>,
 }
 
@@ -251,6 +262,8 @@ impl Cutter {
         full.seq = self.seq;
         full.shrink_to_fit();
         self.seq += 1;
+        // Wait for a writer to be free (reading pauses meanwhile).
+        full.in_flight = self.in_flight.clone().acquire_owned().await.ok();
         self.shared.telemetry.batch_cut();
         debug!(seq = full.seq, rows = full.rows.len(), "batch cut");
         let _ = self.batches_tx.send(full).await;
@@ -268,8 +281,10 @@ async fn write_batches(
         let next = batches_rx.lock().await.recv().await;
         let Some(mut batch) = next else { return Ok(()) };
         commit(&writer, &batch, &shared).await?;
-        // The acker needs only positions and buffers: free the rows now.
+        // The acker needs only positions and buffers: free the rows now, and
+        // let the batcher hand on the next batch.
         batch.rows = batch::Rows::default();
+        batch.in_flight = None;
         if done_tx.send(batch).await.is_err() {
             return Ok(());
         }
