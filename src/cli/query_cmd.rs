@@ -54,7 +54,8 @@ pub enum QueryCommand {
     },
     /// Per bot: calls, errors, error rate, latency avg/p50/p95/max, bytes, destinations.
     #[command(after_help = "Examples:\n  egress-audit query stats\n  \
-                            egress-audit query stats crawler \"6 hours\"\n  egress-audit query stats 7d")]
+                            egress-audit query stats crawler \"6 hours\"\n  \
+                            egress-audit query stats 7d")]
     Stats {
         /// Bot name (a lone duration such as 6h is taken as WINDOW).
         bot: Option<String>,

@@ -137,7 +137,10 @@ impl Sink {
     /// True when rows are best encoded for COPY as they are made: writing to
     /// PostgreSQL.
     pub fn encodes_rows(&self) -> bool {
-        matches!(self, Sink::Store(writer) if matches!(writer.store(), crate::store::Store::Postgres(_)))
+        let Sink::Store(writer) = self else {
+            return false;
+        };
+        matches!(writer.store(), crate::store::Store::Postgres(_))
     }
 }
 

@@ -107,7 +107,8 @@ impl Store {
             .unwrap_or_default();
         let sql = format!(
             "SELECT id, source, file, fingerprint, byte_offset, raw_line, reason, stage, \
-             rejected_at FROM tq_egress_audit_rejects{filter} ORDER BY rejected_at, id LIMIT {limit}"
+             rejected_at FROM tq_egress_audit_rejects{filter} \
+             ORDER BY rejected_at, id LIMIT {limit}"
         );
         match self {
             Store::Postgres(pool) => {
