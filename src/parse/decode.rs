@@ -98,29 +98,33 @@ pub fn backslash(raw: &[u8]) -> Cow<'_, [u8]> {
     if !raw.contains(&b'\\') {
         return Cow::Borrowed(raw);
     }
+    Cow::Owned(unbackslash(raw, |b| match b {
+        b'"' | b'\\' => Some(b),
+        b'r' => Some(b'\r'),
+        b'n' => Some(b'\n'),
+        b't' => Some(b'\t'),
+        _ => None,
+    }))
+}
+
+/// Undoes the two-byte escapes `\x` for which `escaped(x)` names a byte;
+/// any other backslash stays as written.
+fn unbackslash(raw: &[u8], escaped: impl Fn(u8) -> Option<u8>) -> Vec<u8> {
     let mut out = Vec::with_capacity(raw.len());
     let mut i = 0;
     while i < raw.len() {
-        let decoded = match (raw[i], raw.get(i + 1)) {
-            (b'\\', Some(b'"')) => Some(b'"'),
-            (b'\\', Some(b'\\')) => Some(b'\\'),
-            (b'\\', Some(b'r')) => Some(b'\r'),
-            (b'\\', Some(b'n')) => Some(b'\n'),
-            (b'\\', Some(b't')) => Some(b'\t'),
-            _ => None,
-        };
-        match decoded {
-            Some(byte) => {
+        match (raw[i], raw.get(i + 1).and_then(|next| escaped(*next))) {
+            (b'\\', Some(byte)) => {
                 out.push(byte);
                 i += 2;
             }
-            None => {
-                out.push(raw[i]);
+            (other, _) => {
+                out.push(other);
                 i += 1;
             }
         }
     }
-    Cow::Owned(out)
+    out
 }
 
 /// Decodes the MIME-blob escapes: `\r`, `\n`, `\\` and `%xx`.
@@ -154,28 +158,12 @@ pub fn shell(raw: &[u8]) -> Cow<'_, [u8]> {
         [b'"', inner @ .., b'"'] => inner,
         _ => return Cow::Borrowed(raw),
     };
-    let mut out = Vec::with_capacity(inner.len());
-    let mut i = 0;
-    while i < inner.len() {
-        let decoded = match (inner[i], inner.get(i + 1)) {
-            (b'\\', Some(b'"')) => Some(b'"'),
-            (b'\\', Some(b'\\')) => Some(b'\\'),
-            (b'\\', Some(b'n')) => Some(b'\n'),
-            (b'\\', Some(b'r')) => Some(b'\r'),
-            _ => None,
-        };
-        match decoded {
-            Some(byte) => {
-                out.push(byte);
-                i += 2;
-            }
-            None => {
-                out.push(inner[i]);
-                i += 1;
-            }
-        }
-    }
-    Cow::Owned(out)
+    Cow::Owned(unbackslash(inner, |b| match b {
+        b'"' | b'\\' => Some(b),
+        b'n' => Some(b'\n'),
+        b'r' => Some(b'\r'),
+        _ => None,
+    }))
 }
 
 /// Turns bytes into text: valid UTF-8 is kept as it is, and each byte that is
