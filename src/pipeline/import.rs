@@ -42,8 +42,13 @@ pub fn is_gzip(path: &Path) -> io::Result<bool> {
     Ok(read == 2 && magic == [0x1f, 0x8b])
 }
 
-fn open(path: &Path) -> io::Result<Box<dyn Read + Send>> {
-    let file = File::open(path)?;
+/// Opens a file for reading, decompressing gzip; `consumed` (when given)
+/// counts the bytes read from disk.
+fn open(path: &Path, consumed: Option<Arc<AtomicU64>>) -> io::Result<Box<dyn Read + Send>> {
+    let file = Counted {
+        inner: File::open(path)?,
+        consumed,
+    };
     if is_gzip(path)? {
         Ok(Box::new(MultiGzDecoder::new(BufReader::new(file))))
     } else {
@@ -51,9 +56,25 @@ fn open(path: &Path) -> io::Result<Box<dyn Read + Send>> {
     }
 }
 
+/// A reader that adds what it reads to a shared counter, for progress.
+struct Counted {
+    inner: File,
+    consumed: Option<Arc<AtomicU64>>,
+}
+
+impl Read for Counted {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let read = self.inner.read(buf)?;
+        if let Some(consumed) = &self.consumed {
+            consumed.fetch_add(read as u64, Ordering::Relaxed);
+        }
+        Ok(read)
+    }
+}
+
 /// Reads every file in turn, sending chunks until done or the receiver is
 /// gone. Blocking: run it on a blocking thread. `consumed` counts the bytes
-/// of the files as stored on disk (compressed bytes for `.gz`), for progress.
+/// read from disk as they are read (compressed bytes for `.gz`), for progress.
 pub fn read_files(
     files: &[ImportFile],
     chunks_tx: &mpsc::Sender<Chunk>,
@@ -67,9 +88,11 @@ pub fn read_files(
             source,
         };
         let metadata = std::fs::metadata(&file.path).map_err(error)?;
-        let Some(fingerprint) =
-            fingerprint_reader(open(&file.path).map_err(error)?, sizes.fingerprint_bytes)
-                .map_err(error)?
+        let Some(fingerprint) = fingerprint_reader(
+            open(&file.path, None).map_err(error)?,
+            sizes.fingerprint_bytes,
+        )
+        .map_err(error)?
         else {
             tracing::info!(path = %file.path.display(), "empty file; nothing to import");
             continue;
@@ -79,10 +102,9 @@ pub fn read_files(
             inode: metadata.ino(),
             fingerprint,
         };
-        let reader = open(&file.path).map_err(error)?;
+        let reader = open(&file.path, Some(consumed.clone())).map_err(error)?;
         let sent = send_chunks(reader, file, id, chunks_tx, pool, sizes.read_buffer_bytes)
             .map_err(error)?;
-        consumed.fetch_add(metadata.len(), Ordering::Relaxed);
         if !sent {
             break;
         }
