@@ -94,3 +94,53 @@ fn a_large_import_reads_every_line_once_while_buffers_are_reused() {
         "{summary}"
     );
 }
+
+#[test]
+fn on_a_terminal_import_shows_a_progress_bar() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("big.log"),
+        native_lines(0, 200_000).join("\n") + "\n",
+    )
+    .unwrap();
+    let binary = assert_cmd::cargo::cargo_bin("egress-audit");
+    // script(1) runs the command on a pseudo-terminal and keeps what it shows.
+    let shown = dir.path().join("screen.txt");
+    let command = format!("{} import big.log", binary.display());
+    let status = std::process::Command::new("script")
+        .args(["-qec", &command])
+        .arg(&shown)
+        .current_dir(dir.path())
+        .env_remove("DATABASE_URL")
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("script(1) from util-linux is needed to give import a terminal");
+    assert!(status.success());
+    let screen = String::from_utf8_lossy(&std::fs::read(&shown).unwrap()).to_string();
+    assert!(
+        screen.contains("lines/s") && screen.contains("eta"),
+        "{screen}"
+    );
+    // The bar moves while the file is read: some frame shows a position
+    // between the start and the end (`12.50 MiB/28.61 MiB`).
+    let number = |text: &str| text.trim().parse::<f64>().ok();
+    let pieces: Vec<&str> = screen.split("MiB/").collect();
+    let moved = pieces.windows(2).any(|pair| {
+        let at = pair[0]
+            .rsplit(|c: char| !(c.is_ascii_digit() || c == '.' || c == ' '))
+            .next();
+        let total = pair[1].split(" MiB").next();
+        match (at.and_then(number), total.and_then(number)) {
+            (Some(at), Some(total)) => at > 0.0 && at < total,
+            _ => false,
+        }
+    });
+    assert!(
+        moved,
+        "the bar never showed a position between start and end: {screen}"
+    );
+    assert!(
+        screen.contains("200000 lines read, 200000 rows written"),
+        "{screen}"
+    );
+}
