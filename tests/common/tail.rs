@@ -13,7 +13,7 @@ use egress_audit::tail::{Chunk, FileId, Position, StartFrom, TailCounters, Taile
 use tokio::sync::{mpsc, watch};
 
 /// How long a test waits for lines it expects.
-pub const WAIT: Duration = Duration::from_secs(5);
+pub const WAIT: Duration = Duration::from_secs(15);
 
 /// One line as the consumer saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
