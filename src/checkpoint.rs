@@ -243,8 +243,20 @@ impl Checkpoints {
         Ok(())
     }
 
-    /// Drops the entry of `path` (its file was found rewritten and is read
-    /// again from 0).
+    /// Moves the entry of `path` back to offset 0, keeping the file's
+    /// identity: the file was found rewritten and is read again from 0.
+    pub fn rewind(&mut self, path: &Path) {
+        if let Some(entry) = self.entries.get_mut(path)
+            && entry.offset != 0
+        {
+            entry.offset = 0;
+            entry.check = Check::default();
+            entry.updated_at = now_seconds();
+            self.is_changed = true;
+        }
+    }
+
+    /// Drops the entry of `path`.
     pub fn forget(&mut self, path: &Path) {
         if self.entries.remove(path).is_some() {
             self.is_changed = true;

@@ -270,10 +270,11 @@ async fn rewritten_file_is_reported_and_replayed_from_zero() {
     let lines = again.lines(3).await;
     assert_eq!(texts(&lines), ["same first line", "xyz", "w"]);
     assert_eq!(TailCounters::get(&again.counters.rewritten), 1);
-    assert!(
-        again.checkpoints.get(&env.log).is_none(),
-        "stale entry forgotten"
-    );
+    let entry = again
+        .checkpoints
+        .get(&env.log)
+        .expect("the entry keeps the file");
+    assert_eq!(entry.offset, 0, "the stale entry is moved back to 0");
     again.stop().await;
 }
 

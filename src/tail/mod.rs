@@ -249,8 +249,9 @@ enum Flow {
 impl Tailer {
     /// Builds the tailer and positions every file that exists now.
     ///
-    /// Reads `checkpoints` to resume, and forgets in it the entries of files
-    /// found rewritten (they are read again from 0), so save them after this.
+    /// Reads `checkpoints` to resume, and moves the entries of files found
+    /// rewritten back to offset 0 (they are read again from 0), so save them
+    /// after this.
     /// Lines written after this returns are read, also with `start_at = "end"`.
     pub fn new(
         config: &Config,
@@ -271,7 +272,11 @@ impl Tailer {
                 let start = start_for(&path, source, checkpoints, start_from);
                 let resumed = tailer.add(index, &path, start)?;
                 if resumed == Resumed::Rewritten {
-                    checkpoints.forget(&path);
+                    // Keep the file's identity at offset 0 rather than
+                    // forgetting it: if the file is rotated before anything
+                    // of it is committed, the next start still finds it
+                    // among the siblings by device and inode.
+                    checkpoints.rewind(&path);
                 }
             }
         }
