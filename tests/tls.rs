@@ -220,3 +220,144 @@ async fn sslmode_is_honoured_against_a_server_with_tls() {
     assert!(!is_encrypted(&store).await, "disable does not encrypt");
     store.close().await;
 }
+
+/// A loopback relay in front of the cluster that records the server name
+/// (SNI) of every TLS ClientHello passing through it, the way Neon's proxy
+/// reads it to find the endpoint.
+struct SniRelay {
+    port: u16,
+    names: std::sync::Arc<std::sync::Mutex<Vec<Option<String>>>>,
+}
+
+impl SniRelay {
+    async fn start(upstream: u16) -> SniRelay {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let names = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+
+        let seen = names.clone();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let seen = seen.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = relay_one(client, upstream, seen).await {
+                        eprintln!("sni relay: {e}");
+                    }
+                });
+            }
+        });
+        SniRelay { port, names }
+    }
+
+    fn names(&self) -> Vec<Option<String>> {
+        self.names.lock().unwrap().clone()
+    }
+}
+
+/// Relays one connection: PostgreSQL's plaintext SSLRequest and its answer,
+/// then the ClientHello (read whole, its server name recorded), then
+/// everything else unchanged in both directions.
+async fn relay_one(
+    mut client: tokio::net::TcpStream,
+    upstream: u16,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<Option<String>>>>,
+) -> std::io::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let mut server = tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await?;
+
+    let mut request = [0u8; 8];
+    client.read_exact(&mut request).await?;
+    server.write_all(&request).await?;
+    let is_ssl_request = request[4..] == [0x04, 0xd2, 0x16, 0x2f];
+    if is_ssl_request {
+        let mut answer = [0u8; 1];
+        server.read_exact(&mut answer).await?;
+        client.write_all(&answer).await?;
+        if answer[0] == b'S' {
+            let hello = read_client_hello(&mut client, &seen).await?;
+            server.write_all(&hello).await?;
+        }
+    }
+
+    tokio::io::copy_bidirectional(&mut client, &mut server).await?;
+    Ok(())
+}
+
+/// Reads from `client` until rustls sees a whole ClientHello, records its
+/// server name, and returns every byte read so it can be passed on.
+async fn read_client_hello(
+    client: &mut tokio::net::TcpStream,
+    seen: &std::sync::Mutex<Vec<Option<String>>>,
+) -> std::io::Result<Vec<u8>> {
+    use tokio::io::AsyncReadExt;
+
+    let mut acceptor = rustls::server::Acceptor::default();
+    let mut bytes = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = client.read(&mut chunk).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        bytes.extend_from_slice(&chunk[..n]);
+        acceptor.read_tls(&mut &chunk[..n])?;
+        match acceptor.accept() {
+            Ok(None) => continue,
+            Ok(Some(accepted)) => {
+                let name = accepted.client_hello().server_name().map(str::to_string);
+                seen.lock().unwrap().push(name);
+                return Ok(bytes);
+            }
+            Err((e, _)) => return Err(std::io::Error::other(e)),
+        }
+    }
+}
+
+/// Neon routes a connection to its endpoint by the TLS server name, so the
+/// host name in the URL must go out as SNI, with `require` as with
+/// `verify-full`. An address is not a name and is not sent.
+#[tokio::test]
+async fn the_host_name_is_sent_as_sni() {
+    let cluster = TlsCluster::start();
+    let relay = SniRelay::start(cluster.port).await;
+    let url = |host: &str, query: &str| {
+        format!(
+            "postgres://postgres:s3cret@{host}:{}/postgres?{query}",
+            relay.port
+        )
+    };
+
+    let verified = format!("sslmode=verify-full&sslrootcert={}", cluster.ca());
+    let store = connect(&url("localhost", &verified)).await.unwrap();
+    assert!(is_encrypted(&store).await, "verify-full through the relay");
+    store.close().await;
+    let names = relay.names();
+    assert!(!names.is_empty(), "no ClientHello passed the relay");
+    assert!(
+        names.iter().all(|n| n.as_deref() == Some("localhost")),
+        "verify-full sent {names:?}"
+    );
+
+    let before = relay.names().len();
+    let store = connect(&url("localhost", "sslmode=require")).await.unwrap();
+    assert!(is_encrypted(&store).await, "require through the relay");
+    store.close().await;
+    let names = relay.names()[before..].to_vec();
+    assert!(!names.is_empty(), "no ClientHello passed the relay");
+    assert!(
+        names.iter().all(|n| n.as_deref() == Some("localhost")),
+        "require sent {names:?}"
+    );
+
+    let before = relay.names().len();
+    let store = connect(&url("127.0.0.1", "sslmode=require")).await.unwrap();
+    assert!(is_encrypted(&store).await, "require to an address");
+    store.close().await;
+    let names = relay.names()[before..].to_vec();
+    assert!(!names.is_empty(), "no ClientHello passed the relay");
+    assert!(
+        names.iter().all(Option::is_none),
+        "an address sent {names:?}"
+    );
+}
