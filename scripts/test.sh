@@ -16,6 +16,7 @@ command -v logrotate >/dev/null 2>&1 || [ -x /usr/sbin/logrotate ] || need+=(log
 command -v runuser >/dev/null 2>&1 || need+=(util-linux)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+command -v adduser >/dev/null 2>&1 || [ -x /usr/sbin/adduser ] || need+=(adduser)
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 command -v pg_ctl >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 \
     || need+=(postgresql)
@@ -75,3 +76,10 @@ log "cargo deb"
 deb=$(cargo deb)
 log "checking $deb"
 scripts/check-deb.sh "$deb"
+if [ "$(id -u)" -eq 0 ]; then
+    log "installing, running and purging $deb"
+    scripts/install-deb.sh "$deb"
+else
+    echo "installing the package needs root: run scripts/install-deb.sh $deb as root" >&2
+    exit 1
+fi
