@@ -66,9 +66,12 @@ step "importing a log readable only by group proxy, as egress-audit"
 install -d -o root -g proxy -m 0750 "$work/squid"
 install -o root -g proxy -m 0640 fixtures/sample-access.log "$work/squid/access.log.1"
 chmod 0755 "$work"
+# The service reads DATABASE_URL from /etc/egress-audit/env, which is empty
+# here, so the one the test command exports must not leak in: the shipped
+# config's embedded store is what is checked.
 as_service() {
-    (cd "$state" && umask 077 && runuser -u egress-audit -- /usr/bin/egress-audit \
-        --config /etc/egress-audit/config.toml "$@")
+    (cd "$state" && umask 077 && env -u DATABASE_URL runuser -u egress-audit -- \
+        /usr/bin/egress-audit --config /etc/egress-audit/config.toml "$@")
 }
 as_service import --format squid "$work/squid/access.log.1" >"$work/import.log" 2>&1 \
     || { cat "$work/import.log" >&2; fail "import as egress-audit failed"; }

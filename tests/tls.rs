@@ -314,6 +314,29 @@ async fn read_client_hello(
     }
 }
 
+impl SniRelay {
+    /// Connects through the relay to `host` with `query`, checks that the
+    /// session is encrypted, and returns the server names its connections
+    /// sent (at least one).
+    async fn names_sent(&self, host: &str, query: &str) -> Vec<Option<String>> {
+        let before = self.names().len();
+        let url = format!(
+            "postgres://postgres:s3cret@{host}:{}/postgres?{query}",
+            self.port
+        );
+        let store = connect(&url).await.unwrap();
+        assert!(is_encrypted(&store).await, "{host} {query}: not encrypted");
+        store.close().await;
+
+        let names = self.names()[before..].to_vec();
+        assert!(
+            !names.is_empty(),
+            "{host} {query}: no ClientHello passed the relay"
+        );
+        names
+    }
+}
+
 /// Neon routes a connection to its endpoint by the TLS server name, so the
 /// host name in the URL must go out as SNI, with `require` as with
 /// `verify-full`. An address is not a name and is not sent.
@@ -321,41 +344,22 @@ async fn read_client_hello(
 async fn the_host_name_is_sent_as_sni() {
     let cluster = TlsCluster::start();
     let relay = SniRelay::start(cluster.port).await;
-    let url = |host: &str, query: &str| {
-        format!(
-            "postgres://postgres:s3cret@{host}:{}/postgres?{query}",
-            relay.port
-        )
-    };
+    let localhost = Some("localhost".to_string());
 
     let verified = format!("sslmode=verify-full&sslrootcert={}", cluster.ca());
-    let store = connect(&url("localhost", &verified)).await.unwrap();
-    assert!(is_encrypted(&store).await, "verify-full through the relay");
-    store.close().await;
-    let names = relay.names();
-    assert!(!names.is_empty(), "no ClientHello passed the relay");
+    let names = relay.names_sent("localhost", &verified).await;
     assert!(
-        names.iter().all(|n| n.as_deref() == Some("localhost")),
+        names.iter().all(|n| *n == localhost),
         "verify-full sent {names:?}"
     );
 
-    let before = relay.names().len();
-    let store = connect(&url("localhost", "sslmode=require")).await.unwrap();
-    assert!(is_encrypted(&store).await, "require through the relay");
-    store.close().await;
-    let names = relay.names()[before..].to_vec();
-    assert!(!names.is_empty(), "no ClientHello passed the relay");
+    let names = relay.names_sent("localhost", "sslmode=require").await;
     assert!(
-        names.iter().all(|n| n.as_deref() == Some("localhost")),
+        names.iter().all(|n| *n == localhost),
         "require sent {names:?}"
     );
 
-    let before = relay.names().len();
-    let store = connect(&url("127.0.0.1", "sslmode=require")).await.unwrap();
-    assert!(is_encrypted(&store).await, "require to an address");
-    store.close().await;
-    let names = relay.names()[before..].to_vec();
-    assert!(!names.is_empty(), "no ClientHello passed the relay");
+    let names = relay.names_sent("127.0.0.1", "sslmode=require").await;
     assert!(
         names.iter().all(Option::is_none),
         "an address sent {names:?}"
