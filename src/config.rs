@@ -311,7 +311,7 @@ impl Default for TailConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct MetricsConfig {
     /// Address for `/metrics` and `/healthz`; off when absent.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none", with = "listen_addr")]
     pub listen: Option<SocketAddr>,
     /// Most distinct bot labels; the rest are counted as `other`.
     pub max_bots: usize,
@@ -453,7 +453,7 @@ fn describe(error: figment::Error) -> ConfigError {
     let lines: Vec<String> = error
         .into_iter()
         .map(|e| {
-            let key = e.path.join(".");
+            let key = key_path(&e.path);
             let origin = e
                 .metadata
                 .as_ref()
@@ -469,6 +469,22 @@ fn describe(error: figment::Error) -> ConfigError {
         })
         .collect();
     ConfigError::Invalid(lines.join("; "))
+}
+
+/// Writes figment's key path the way the other messages do: `source[0].format`.
+fn key_path(path: &[String]) -> String {
+    let mut key = String::new();
+    for part in path {
+        if part.parse::<usize>().is_ok() {
+            key.push_str(&format!("[{part}]"));
+        } else {
+            if !key.is_empty() {
+                key.push('.');
+            }
+            key.push_str(part);
+        }
+    }
+    key
 }
 
 impl Config {
@@ -633,6 +649,30 @@ mod cidr {
     }
 }
 
+/// `metrics.listen`: a socket address, with the value named when it is not one.
+mod listen_addr {
+    use std::net::SocketAddr;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(addr: &Option<SocketAddr>, s: S) -> Result<S::Ok, S::Error> {
+        match addr {
+            Some(addr) => s.collect_str(addr),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SocketAddr>, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map(Some).map_err(|_| {
+            serde::de::Error::custom(format!(
+                "{text:?} is not a listen address; use IP:PORT, like \"127.0.0.1:9469\" \
+                 (leave the key out to turn metrics off)"
+            ))
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -684,6 +724,32 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("bots") && err.contains("10.0.0.0/99"), "{err}");
+    }
+
+    #[test]
+    fn bad_listen_address_names_key_value_and_form() {
+        let err = load_text("[metrics]\nlisten = \"localhost\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("key `metrics.listen`"), "{err}");
+        assert!(
+            err.contains("\"localhost\"") && err.contains("127.0.0.1:9469"),
+            "{err}"
+        );
+
+        let config = load_text("[metrics]\nlisten = \"127.0.0.1:9469\"\n").unwrap();
+        assert_eq!(
+            config.metrics.listen,
+            Some("127.0.0.1:9469".parse().unwrap())
+        );
+    }
+
+    #[test]
+    fn keys_inside_lists_are_written_with_their_index() {
+        let text = "[[source]]\npath = \"/a\"\n[[source]]\npath = \"/b\"\nstart_at = \"middle\"\n";
+        let err = load_text(text).unwrap_err().to_string();
+        assert!(err.contains("key `source[1].start_at`"), "{err}");
+        assert!(err.contains("middle") && err.contains("beginning"), "{err}");
     }
 
     #[test]

@@ -209,3 +209,35 @@ fn init_tracing(config: &Config) {
     // A subscriber already set (tests calling in twice) is fine.
     drop(result);
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// Walks the whole command tree, so a command added later is covered too.
+    fn commands_without_example(command: &mut clap::Command, path: &str, bad: &mut Vec<String>) {
+        let help = command.render_long_help().to_string();
+        if !help.contains("Example") {
+            bad.push(path.to_string());
+        }
+        // clap's own `help` subcommands print the help of the others.
+        for sub in command
+            .get_subcommands_mut()
+            .filter(|s| s.get_name() != "help")
+        {
+            let path = format!("{path} {}", sub.get_name());
+            commands_without_example(sub, &path, bad);
+        }
+    }
+
+    #[test]
+    fn every_command_and_subcommand_shows_an_example_in_its_help() {
+        let mut root = Cli::command();
+        root.build();
+        let mut bad = Vec::new();
+        commands_without_example(&mut root, "egress-audit", &mut bad);
+        assert!(bad.is_empty(), "help without an example: {bad:?}");
+    }
+}

@@ -15,7 +15,12 @@ use crate::store::{self, Store};
 const COMMON_HELP: &str = "Every query takes --since/--until (RFC 3339, \"2026-02-26 10:00\" UTC, \
 or a duration ago such as 6h), --group, --format table|json|csv (default: table on a terminal, \
 JSON lines otherwise) and --local (times in the local zone instead of UTC). Windows and buckets \
-accept \"6 hours\", \"15 minutes\", 6h, 15m or 1d.";
+accept \"6 hours\", \"15 minutes\", 6h, 15m or 1d.
+
+Examples:
+  egress-audit query stats --since 24h
+  egress-audit query recent crawler 20 --format table
+  egress-audit query audit --from 2026-02-26 --to 2026-02-27 --format csv > trail.csv";
 
 /// Options every query takes.
 #[derive(Debug, Clone, clap::Args)]

@@ -16,6 +16,10 @@ use crate::store::{Reject, RejectStage, Store};
 
 /// The rejects subcommands.
 #[derive(Debug, clap::Subcommand)]
+#[command(
+    after_help = "Examples:\n  egress-audit rejects list --stage parse\n  \
+                        egress-audit rejects retry --format combined"
+)]
 pub enum RejectsCommand {
     /// Show dead letters, oldest first.
     #[command(after_help = "Examples:\n  egress-audit rejects list\n  \
