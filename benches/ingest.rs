@@ -15,6 +15,8 @@
 //!    (set to `clock_timestamp()` for this run, so it is taken while the row
 //!    is copied, just before the commit) minus the time its line was written.
 
+mod common;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -29,19 +31,9 @@ const BIN: &str = env!("CARGO_BIN_EXE_egress-audit");
 
 #[tokio::main]
 async fn main() {
-    // `cargo bench` passes --bench; `cargo test --all-targets` runs this
-    // binary without it, and a benchmark is no test.
-    if !std::env::args().any(|a| a == "--bench") {
-        eprintln!(
-            "benchmark: run it with `cargo bench --bench {}`",
-            env!("CARGO_CRATE_NAME")
-        );
+    let Some(args) = common::bench_numbers() else {
         return;
-    }
-    let args: Vec<u64> = std::env::args()
-        .skip(1)
-        .filter_map(|a| a.parse().ok())
-        .collect();
+    };
     let lines = args.first().copied().unwrap_or(1_000_000);
     let latency_secs = args.get(1).copied().unwrap_or(30);
     let work = tempfile::tempdir().expect("temp dir");
@@ -49,14 +41,9 @@ async fn main() {
     latency(work.path(), latency_secs).await;
 }
 
-fn admin_url() -> String {
-    std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string())
-}
-
 /// A fresh database with the schema; returns its URL.
 async fn fresh_database(name: &str) -> String {
-    let mut admin = PgConnection::connect(&admin_url())
+    let mut admin = PgConnection::connect(&common::admin_url())
         .await
         .expect("PostgreSQL reachable");
     admin
@@ -69,7 +56,7 @@ async fn fresh_database(name: &str) -> String {
         .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
         .await
         .unwrap();
-    let mut url = url::Url::parse(&admin_url()).unwrap();
+    let mut url = url::Url::parse(&common::admin_url()).unwrap();
     url.set_path(name);
     let status = Command::new(BIN)
         .args(["--database-url", url.as_str(), "migrate"])

@@ -10,6 +10,8 @@
 //! to create a database `egress_bench_queries`, which it leaves in place so
 //! that a later run with the same row count reuses it.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeZone, Utc};
@@ -26,19 +28,9 @@ const REPEATS: usize = 5;
 
 #[tokio::main]
 async fn main() {
-    // `cargo bench` passes --bench; `cargo test --all-targets` runs this
-    // binary without it, and a benchmark is no test.
-    if !std::env::args().any(|a| a == "--bench") {
-        eprintln!(
-            "benchmark: run it with `cargo bench --bench {}`",
-            env!("CARGO_CRATE_NAME")
-        );
+    let Some(sizes) = common::bench_numbers() else {
         return;
-    }
-    let sizes: Vec<u64> = std::env::args()
-        .skip(1)
-        .filter_map(|a| a.parse().ok())
-        .collect();
+    };
     let sizes = if sizes.is_empty() {
         vec![1_000_000]
     } else {
@@ -49,14 +41,9 @@ async fn main() {
     }
 }
 
-fn admin_url() -> String {
-    std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string())
-}
-
 async fn bench(rows: u64) {
     let name = format!("egress_bench_queries_{rows}");
-    let mut admin = PgConnection::connect(&admin_url())
+    let mut admin = PgConnection::connect(&common::admin_url())
         .await
         .expect("PostgreSQL reachable");
     let exists: bool =
@@ -71,7 +58,7 @@ async fn bench(rows: u64) {
             .await
             .unwrap();
     }
-    let mut url = url::Url::parse(&admin_url()).unwrap();
+    let mut url = url::Url::parse(&common::admin_url()).unwrap();
     url.set_path(&name);
     let config = DatabaseConfig {
         url: url.to_string(),

@@ -54,6 +54,28 @@ pub struct Reject {
 /// Most rejects one INSERT statement carries (8 parameters each).
 const ROWS_PER_STATEMENT: usize = 1000;
 
+/// One multi-row INSERT of `chunk` into `pool`, skipping ids already stored;
+/// `id` turns a reject's id into what that database stores (a uuid, or its
+/// text for SQLite). A macro because the two databases' query builders are
+/// different types.
+macro_rules! insert_rejects {
+    ($pool:expr, $chunk:expr, $id:expr) => {{
+        let mut insert = QueryBuilder::new(INSERT);
+        insert.push_values($chunk, |mut b, r| {
+            b.push_bind($id(r.id))
+                .push_bind(r.source.clone())
+                .push_bind(r.file.clone())
+                .push_bind(r.fingerprint.map(|f| f as i64))
+                .push_bind(r.offset.map(|o| o as i64))
+                .push_bind(r.raw_line.clone())
+                .push_bind(r.reason.clone())
+                .push_bind(r.stage.as_str());
+        });
+        insert.push(" ON CONFLICT (id) DO NOTHING");
+        insert.build().execute($pool).await?.rows_affected()
+    }};
+}
+
 impl Store {
     /// Stores dead letters; ones already stored are left as they are.
     /// Returns how many were new.
@@ -61,36 +83,8 @@ impl Store {
         let mut added = 0;
         for chunk in rejects.chunks(ROWS_PER_STATEMENT) {
             added += match self {
-                Store::Postgres(pool) => {
-                    let mut insert = QueryBuilder::new(INSERT);
-                    insert.push_values(chunk, |mut b, r| {
-                        b.push_bind(r.id)
-                            .push_bind(r.source.clone())
-                            .push_bind(r.file.clone())
-                            .push_bind(r.fingerprint.map(|f| f as i64))
-                            .push_bind(r.offset.map(|o| o as i64))
-                            .push_bind(r.raw_line.clone())
-                            .push_bind(r.reason.clone())
-                            .push_bind(r.stage.as_str());
-                    });
-                    insert.push(" ON CONFLICT (id) DO NOTHING");
-                    insert.build().execute(pool).await?.rows_affected()
-                }
-                Store::Sqlite(pool) => {
-                    let mut insert = QueryBuilder::new(INSERT);
-                    insert.push_values(chunk, |mut b, r| {
-                        b.push_bind(r.id.to_string())
-                            .push_bind(r.source.clone())
-                            .push_bind(r.file.clone())
-                            .push_bind(r.fingerprint.map(|f| f as i64))
-                            .push_bind(r.offset.map(|o| o as i64))
-                            .push_bind(r.raw_line.clone())
-                            .push_bind(r.reason.clone())
-                            .push_bind(r.stage.as_str());
-                    });
-                    insert.push(" ON CONFLICT (id) DO NOTHING");
-                    insert.build().execute(pool).await?.rows_affected()
-                }
+                Store::Postgres(pool) => insert_rejects!(pool, chunk, |id: Uuid| id),
+                Store::Sqlite(pool) => insert_rejects!(pool, chunk, |id: Uuid| id.to_string()),
             };
         }
         Ok(added)
