@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::config::{BotRule, BotSource, Config};
 use crate::id::{LineOrigin, row_id};
-use crate::parse::{Fields, Number, Slot, Value, decode};
+use crate::parse::{Encoding, Fields, Number, Slot, Value, decode};
 use crate::record::{MAX_METHOD_CHARS, MAX_NAME_CHARS, Record, UNKNOWN_BOT, truncate_chars};
 use redact::Redactor;
 
@@ -122,7 +122,7 @@ impl Enricher {
         };
         let id = row_id(created_at, origin);
 
-        let raw_url = first_text(fields, &[Slot::UrlReceived, Slot::Url]);
+        let raw_url = url_text(fields);
         let method = first_text(fields, &[Slot::Method, Slot::MethodReceived]);
         let destination_host =
             destination_host(raw_url.as_deref().unwrap_or(""), method.as_deref());
@@ -239,6 +239,21 @@ fn owned_text(bytes: &[u8]) -> String {
 /// The first of `slots` the line has a value for.
 fn first_text(fields: &Fields<'_>, slots: &[Slot]) -> Option<String> {
     slots.iter().find_map(|slot| text(fields.value(*slot)))
+}
+
+/// The URL, `%>ru` else `%ru`. Pass-through escaping is not undone here:
+/// it leaves `%` alone, so `%2F` in the line may be what the client sent, and
+/// decoding it would change the URL (and could split a redacted value at a
+/// `%26`). What Squid escaped itself (spaces, quotes, non-ASCII bytes) stays
+/// in valid %-encoded form. Exact encodings (`%#`, quoted) are undone.
+fn url_text(fields: &Fields<'_>) -> Option<String> {
+    [Slot::UrlReceived, Slot::Url].iter().find_map(|slot| {
+        let value = fields.value(*slot)?;
+        Some(match value.encoding() {
+            Encoding::PassThrough => owned_text(value.raw()),
+            _ => value.text().into_owned(),
+        })
+    })
 }
 
 /// `%>Hs`, with Squid's 0 ("no status was sent") as `None`.

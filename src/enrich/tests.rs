@@ -177,6 +177,24 @@ fn secrets_in_the_query_are_redacted() {
     assert_eq!(r.destination_url, "http://a/p?token=t");
 }
 
+/// A pass-through `%>ru` keeps `%` as the client sent it: decoding would
+/// turn `%2F` into `/` and let a `%26` inside a secret end its value early.
+#[test]
+fn received_urls_keep_their_percent_escapes_and_secrets_stay_whole() {
+    let r = record(&line(
+        "192.0.2.1",
+        "-",
+        "-",
+        "-",
+        "http://a/x%2Fy?q=a%20b&api_key=abc%26def&x=1",
+    ));
+    assert_eq!(
+        r.destination_url,
+        "http://a/x%2Fy?q=a%20b&api_key=REDACTED&x=1"
+    );
+    assert!(!r.destination_url.contains("def"), "{}", r.destination_url);
+}
+
 #[test]
 fn long_names_and_methods_are_cut_and_counted() {
     let format = LineFormat::logformat(BOT_SPEC).unwrap();
