@@ -176,11 +176,6 @@ fn value_of(item: &Item, encoding: Encoding) -> Option<Vec<u8>> {
                 let trimmed = out.trim_ascii().to_vec();
                 out = trimmed;
             }
-            // A bare shell word starting with `"` reads as a quoted one; Squid
-            // writes such values just as ambiguously.
-            if encoding == Encoding::Shell && !out.contains(&b' ') {
-                out.retain(|b| *b != b'"' && *b != b'\\');
-            }
             if out.is_empty() || out == b"-" {
                 out = b"v".to_vec();
             }
@@ -231,10 +226,12 @@ fn encode(value: &[u8], encoding: Encoding) -> Vec<u8> {
             }
         }
         Encoding::Shell => {
-            if !value.contains(&b' ') {
-                return value.to_vec();
+            // Squid's strwordquote: quotes only around a value with a space,
+            // escapes whether quoted or not.
+            let quoted = value.contains(&b' ');
+            if quoted {
+                out.push(b'"');
             }
-            out.push(b'"');
             for &b in value {
                 match b {
                     b'"' => out.extend_from_slice(b"\\\""),
@@ -244,7 +241,9 @@ fn encode(value: &[u8], encoding: Encoding) -> Vec<u8> {
                     _ => out.push(b),
                 }
             }
-            out.push(b'"');
+            if quoted {
+                out.push(b'"');
+            }
         }
     }
     out

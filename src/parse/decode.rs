@@ -151,12 +151,15 @@ pub fn mime_blob(raw: &[u8]) -> Cow<'_, [u8]> {
     Cow::Owned(out)
 }
 
-/// Decodes the shell encoding: a `"…"`-wrapped value loses its quotes and
-/// its `\"`, `\\`, `\n`, `\r` escapes; a bare word is taken as it is.
+/// Decodes the shell encoding (Squid's `strwordquote`): a value holding a
+/// space is wrapped in `"…"`, and whether wrapped or not, `"`, `\\`, LF and
+/// CR are written `\"`, `\\\\`, `\n` and `\r`. So the quotes go and the
+/// escapes are undone in a bare word too.
 pub fn shell(raw: &[u8]) -> Cow<'_, [u8]> {
     let inner = match raw {
         [b'"', inner @ .., b'"'] => inner,
-        _ => return Cow::Borrowed(raw),
+        _ if !raw.contains(&b'\\') => return Cow::Borrowed(raw),
+        _ => raw,
     };
     Cow::Owned(unbackslash(inner, |b| match b {
         b'"' | b'\\' => Some(b),
@@ -247,9 +250,13 @@ mod tests {
     }
 
     #[test]
-    fn shell_bare_word_is_unchanged() {
+    fn shell_bare_word_loses_its_escapes_too() {
         assert_eq!(&*shell(b"plain"), b"plain");
+        assert!(matches!(shell(b"plain"), Cow::Borrowed(_)));
         assert_eq!(&*shell(b"\"a b\""), b"a b");
+        assert_eq!(&*shell(b"dom\\\\bot"), b"dom\\bot");
+        assert_eq!(&*shell(b"say\\\"hi\\\""), b"say\"hi\"");
+        assert_eq!(&*shell(b"two\\nlines"), b"two\nlines");
     }
 
     #[test]
