@@ -34,6 +34,9 @@ const BOTS_RAW: &str = "%ts.%03tu %tr %>a %>Hs %<st %>st %rm %>rs %{X-Bot-Name}>
                         %{X-Bot-Group}>h %<sS %>ru";
 const MIXED: &str = "%{%Y-%m-%dT%H:%M:%S}tg.%03tu %tl %tg %>a:%>p %Ss %>Hs %rm %ru \
                      [%{X-Bot-Name}>h] %/{X-Bot-Group}>h %'{User-Agent}>h";
+/// Squid's error page id and error detail, logged apart from `LOGS` (the
+/// checks of every field do not cover these codes) to settle their form.
+const ERRS: &str = "%Ss/%03>Hs %rm %ru %err_code %err_detail %ts.%03tu";
 
 /// The log files and the format each is written in.
 const LOGS: &[(&str, &str)] = &[
@@ -104,7 +107,9 @@ fn squid_conf(dir: &Path, port: u16) -> String {
          http_access deny all\n\
          logformat bots {BOTS}\n\
          logformat botsraw {BOTS_RAW}\n\
-         logformat mixed {MIXED}\n"
+         logformat mixed {MIXED}\n\
+         logformat errs {ERRS}\n\
+         access_log stdio:{d}/errs.log errs\n"
     );
     for (file, format) in LOGS {
         conf.push_str(&format!("access_log stdio:{d}/{file}.log {format}\n"));
@@ -617,7 +622,9 @@ fn real_squid_lines_parse_back_to_what_was_sent() {
         check_all(format, &parsed, &requests, window);
     }
     check_settled_points(&squid.dir);
+    check_error_details(&squid.dir, &requests);
     check_rejected_requests(&squid, requests.len());
+    check_failed_connections(&squid);
 }
 
 /// Requests Squid refuses before forwarding, sent last because an over-long
@@ -669,6 +676,103 @@ fn check_rejected_requests(squid: &Squid, logged: usize) {
     assert!(
         long.starts_with(&record.destination_url),
         "the URL is cut, not changed"
+    );
+}
+
+/// The `errs` log's lines (rotated part first), from the `skip`th on, each
+/// split into its words after the engine has read it back without a warning.
+fn error_lines(dir: &Path, skip: usize) -> Vec<Vec<String>> {
+    let format = LineFormat::logformat(ERRS).unwrap();
+    assert!(format.warnings().is_empty(), "{:?}", format.warnings());
+    let enricher = Enricher::new(&Config::default(), "squid-real", None).unwrap();
+    let bytes: Vec<u8> = ["errs.log.0", "errs.log"]
+        .iter()
+        .flat_map(|name| std::fs::read(dir.join(name)).unwrap_or_default())
+        .collect();
+    let mut out = Vec::new();
+    for line in bytes
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .skip(skip)
+    {
+        let text = String::from_utf8_lossy(line).into_owned();
+        let fields = format.parse(line).unwrap_or_else(|e| panic!("{e}: {text}"));
+        let record = enricher.record(&fields, 1, 0).unwrap();
+        let words: Vec<String> = text.split(' ').map(String::from).collect();
+        let logged_status = words[0].rsplit('/').next().unwrap();
+        assert_eq!(
+            record.status_code,
+            logged_status.parse::<i32>().ok().filter(|s| *s != 0),
+            "{text}"
+        );
+        out.push(words);
+    }
+    out
+}
+
+/// `%err_code` is the error page's id and `%err_detail` a detail of the
+/// failure, both `-` when Squid sent no error page.
+fn check_error_details(dir: &Path, requests: &[Sent]) {
+    let lines = error_lines(dir, 0);
+    assert_eq!(lines.len(), requests.len());
+    let denied = requests.iter().filter(|s| s.denied).count();
+    let mut seen_denied = 0;
+    for words in &lines {
+        let (status, code, detail) = (&words[0], &words[3], &words[4]);
+        if status.starts_with("TCP_DENIED/") {
+            seen_denied += 1;
+            assert_eq!((code.as_str(), detail.as_str()), ("ERR_ACCESS_DENIED", "-"));
+        } else {
+            // Errors the origin answers with (404, 500, 503) are not Squid's.
+            assert_eq!((code.as_str(), detail.as_str()), ("-", "-"), "{words:?}");
+        }
+    }
+    assert_eq!(seen_denied, denied);
+}
+
+/// A refused connection: over HTTP the detail is `WITH_SERVER`, through
+/// CONNECT it is the system error, `errno=111` (ECONNREFUSED).
+fn check_failed_connections(squid: &Squid) {
+    // Lines before these include the over-long request's, cut by Squid.
+    let before = count_lines(&squid.dir, "errs");
+    for (method, url) in [
+        ("GET", "http://127.0.0.1:1/refused"),
+        ("CONNECT", "127.0.0.1:1"),
+    ] {
+        let mut stream = TcpStream::connect(("127.0.0.1", squid.port)).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let request = format!("{method} {url} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).unwrap();
+        let _ = stream.read_to_end(&mut Vec::new());
+    }
+    wait_for(Duration::from_secs(10), "the refused connections", || {
+        count_lines(&squid.dir, "errs") >= before + 2
+    });
+    let lines = error_lines(&squid.dir, before);
+    let last: Vec<Vec<&str>> = lines
+        .iter()
+        .map(|w| w[..5].iter().map(String::as_str).collect())
+        .collect();
+    assert_eq!(
+        last,
+        [
+            [
+                "TCP_MISS/503",
+                "GET",
+                "http://127.0.0.1:1/refused",
+                "ERR_CONNECT_FAIL",
+                "WITH_SERVER"
+            ],
+            [
+                "NONE_NONE/503",
+                "CONNECT",
+                "127.0.0.1:1",
+                "ERR_CONNECT_FAIL",
+                "errno=111"
+            ],
+        ]
     );
 }
 
