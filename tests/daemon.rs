@@ -172,7 +172,7 @@ async fn kill_9_ten_times_during_a_load_leaves_exactly_every_row_once() {
 }
 
 #[tokio::test]
-async fn a_database_outage_is_waited_out_with_memory_bounded() {
+async fn a_database_outage_with_rotations_is_waited_out_with_memory_bounded() {
     let db = PgDatabase::create().await;
     let (mut proxy, via) = common::proxy::Proxy::in_front_of(&db.url).await;
 
@@ -190,12 +190,25 @@ async fn a_database_outage_is_waited_out_with_memory_bounded() {
     let outage = Instant::now();
     let mut peak = 0;
     let mut next = 5000;
+    let mut rounds = 0;
     while outage.elapsed() < Duration::from_secs(15) {
         site.append(&native_lines(next, 4000));
         next += 4000;
+        rounds += 1;
+        // Rotations while nothing can be committed: once, then twice in a
+        // row, as `squid -k rotate` with `logfile_rotate 2` does.
+        if rounds == 5 || rounds == 10 {
+            rename_rotate(&site, 2);
+        }
+        if rounds == 10 {
+            site.append(&native_lines(next, 10));
+            next += 10;
+            rename_rotate(&site, 2);
+        }
         peak = peak.max(rss_kib(daemon.id()));
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+    assert!(rounds > 10, "the outage saw the rotations");
     assert!(
         daemon.try_wait().unwrap().is_none(),
         "the daemon stays up during the outage"
@@ -216,6 +229,29 @@ async fn a_database_outage_is_waited_out_with_memory_bounded() {
     let log = site.diagnostics();
     assert!(log.contains("database unavailable"), "the outage is logged");
     assert!(log.contains("database is back"), "the recovery is logged");
+    let mut conn = connect(&db.url).await;
+    let distinct: i64 =
+        sqlx::query_scalar("SELECT count(DISTINCT destination_url) FROM tq_egress_audit")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(
+        distinct, next as i64,
+        "every line once, across the rotations"
+    );
+}
+
+/// Rotates the live log as Squid does: `.N-1` to `.N` down to `.0` to `.1`,
+/// the live file to `.0`, and a new, empty live file.
+fn rename_rotate(site: &Site, keep: usize) {
+    let rotated = |n: usize| site.log.with_extension(format!("log.{n}"));
+    for n in (0..keep - 1).rev() {
+        if rotated(n).exists() {
+            std::fs::rename(rotated(n), rotated(n + 1)).unwrap();
+        }
+    }
+    std::fs::rename(&site.log, rotated(0)).unwrap();
+    std::fs::File::create(&site.log).unwrap();
 }
 
 #[tokio::test]
