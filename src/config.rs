@@ -515,10 +515,35 @@ impl Config {
                  \"header\", \"user\", \"address\"",
             );
         }
+        check_log_level(&self.log.level)?;
         for (index, source) in self.sources.iter().enumerate() {
             source.check(index)?;
         }
         Ok(())
+    }
+}
+
+/// The levels a `log.level` directive may name.
+const LEVELS: &[&str] = &["off", "error", "warn", "info", "debug", "trace"];
+
+/// Checks `log.level`: comma-separated directives, each a level or
+/// `target=level`. A bare word that is not a level would be taken by the
+/// tracing filter as a target name, silently logging everything for it.
+fn check_log_level(level: &str) -> Result<(), ConfigError> {
+    let bad = level.split(',').map(str::trim).find(|directive| {
+        let level = match directive.rsplit_once('=') {
+            Some((target, level)) if !target.is_empty() => level,
+            _ => directive,
+        };
+        !LEVELS.contains(&level.to_ascii_lowercase().as_str())
+    });
+    match bad {
+        None if !level.trim().is_empty() => Ok(()),
+        _ => invalid(format!(
+            "key `log.level` = {level:?}: use a level ({}) or directives like \
+             \"egress_audit=debug,sqlx=warn\"",
+            LEVELS.join(", ")
+        )),
     }
 }
 
@@ -571,26 +596,27 @@ fn invalid<T>(message: impl Into<String>) -> Result<T, ConfigError> {
     Err(ConfigError::Invalid(message.into()))
 }
 
-/// Replaces the password in a connection URL with `***`, for logs and output.
+/// Replaces the password in a connection URL with `***`, for logs and output:
+/// the one in the user part and any `password` parameter of the query.
 pub fn mask_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("***"));
-            parsed.to_string()
-        }
-        Ok(parsed) => {
-            let has_secret = parsed.query_pairs().any(|(k, _)| k == "password");
-            if has_secret {
-                mask_query_password(parsed)
-            } else {
-                url.to_string()
-            }
-        }
-        Err(_) => url.to_string(),
+    let Ok(mut parsed) = url::Url::parse(url) else {
+        return url.to_string();
+    };
+    let in_user = parsed.password().is_some();
+    let in_query = parsed.query_pairs().any(|(k, _)| k == "password");
+    if !in_user && !in_query {
+        return url.to_string();
     }
+    if in_user {
+        let _ = parsed.set_password(Some("***"));
+    }
+    if in_query {
+        mask_query_password(&mut parsed);
+    }
+    parsed.to_string()
 }
 
-fn mask_query_password(mut parsed: url::Url) -> String {
+fn mask_query_password(parsed: &mut url::Url) {
     let pairs: Vec<(String, String)> = parsed
         .query_pairs()
         .map(|(k, v)| {
@@ -603,7 +629,6 @@ fn mask_query_password(mut parsed: url::Url) -> String {
         })
         .collect();
     parsed.query_pairs_mut().clear().extend_pairs(pairs);
-    parsed.to_string()
 }
 
 /// The configuration as TOML, with secrets masked, for `egress-audit config`.
@@ -794,6 +819,31 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("mysql"), "{err}");
+    }
+
+    #[test]
+    fn both_passwords_are_masked_in_one_url() {
+        let shown =
+            mask_url("postgres://app:s3cret@db.example/x?sslmode=verify-full&password=other");
+        assert!(
+            !shown.contains("s3cret") && !shown.contains("other"),
+            "{shown}"
+        );
+        assert!(shown.contains("sslmode=verify-full"), "{shown}");
+    }
+
+    #[test]
+    fn log_level_must_name_levels() {
+        for good in ["info", "DEBUG", "egress_audit=debug,sqlx=warn", "off"] {
+            assert!(check_log_level(good).is_ok(), "{good}");
+        }
+        for bad in ["loud", "", "egress_audit=loud", "info,,"] {
+            let message = check_log_level(bad).unwrap_err().to_string();
+            assert!(
+                message.contains("log.level") && message.contains("debug"),
+                "{message}"
+            );
+        }
     }
 
     #[test]
