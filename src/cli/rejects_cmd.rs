@@ -219,7 +219,7 @@ async fn retry(
                 written += outcome.written;
                 removable.push(*id);
             }
-            Err(e) if e.is_retryable() => return Err(e).context("rejects retry"),
+            Err(e) if !e.is_row_level() => return Err(e).context("rejects retry"),
             Err(_) => failing += 1,
         }
     }

@@ -25,11 +25,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use backon::Retryable;
 use tokio::sync::{Mutex, Semaphore, mpsc};
 use tracing::{debug, error, warn};
 
 use crate::checkpoint::Checkpoints;
 use crate::metrics::Telemetry;
+use crate::store::StoreError;
 use crate::tail::{BufferPool, Chunk};
 use acker::Acker;
 use batch::Batch;
@@ -350,25 +352,19 @@ async fn store_rejects(
     writer: &Writer,
     rejects: &[crate::store::Reject],
 ) -> Result<(), PipelineError> {
-    let policy = writer.policy();
     let store = writer.store();
-    let mut delay = policy.min_delay;
-    let mut attempts = 0;
-    loop {
-        match store.write_rejects(rejects).await {
-            Ok(_) => return Ok(()),
-            Err(e) if e.is_retryable() && policy.max_retries.is_none_or(|n| attempts < n) => {
-                attempts += 1;
-                warn!(error = %e, "storing dead letters failed; retrying");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(policy.max_delay);
-            }
-            Err(e) => {
-                error!(error = %e, rows = rejects.len(), "dead letters could not be stored");
-                return Err(e.into());
-            }
-        }
+    let attempt = || store.write_rejects(rejects);
+    let result = attempt
+        .retry(writer.policy().backoff())
+        .sleep(tokio::time::sleep)
+        .when(|e: &StoreError| !e.is_row_level())
+        .notify(|e, delay| warn!(error = %e, retry_in = ?delay, "storing dead letters failed; retrying"))
+        .await;
+    if let Err(e) = result {
+        error!(error = %e, rows = rejects.len(), "dead letters could not be stored");
+        return Err(e.into());
     }
+    Ok(())
 }
 
 /// `--dry-run`: prints each record as a JSON line instead of writing it.

@@ -111,7 +111,8 @@ impl RetryPolicy {
         }
     }
 
-    fn backoff(&self) -> ExponentialBuilder {
+    /// Exponential backoff with jitter, as this policy says.
+    pub(crate) fn backoff(&self) -> ExponentialBuilder {
         let builder = ExponentialBuilder::new()
             .with_jitter()
             .with_min_delay(self.min_delay)
@@ -197,7 +198,7 @@ impl Writer {
                 report.outcome.add(outcome);
                 Ok(())
             }
-            Err(e) if e.is_retryable() => Err(e),
+            Err(e) if !e.is_row_level() => Err(e),
             Err(e) if range.len() == 1 => {
                 error!(index = range.start, error = %e, "database refused a row; setting it aside");
                 report.refused.push((range.start, e.to_string()));
@@ -224,7 +225,7 @@ impl Writer {
         let result = attempt
             .retry(self.policy.backoff())
             .sleep(tokio::time::sleep)
-            .when(StoreError::is_retryable)
+            .when(|e: &StoreError| !e.is_row_level())
             .notify(|e, delay| {
                 retries += 1;
                 self.went_away(e, delay);
@@ -247,7 +248,14 @@ impl Writer {
         let mut outage = self.outage.lock().unwrap_or_else(|p| p.into_inner());
         if outage.is_none() {
             *outage = Some(Instant::now());
-            error!(error = %error, "database unavailable; reading paused, retrying");
+            if error.needs_operator() {
+                error!(
+                    error = %error,
+                    "database refuses every write; reading paused until it is fixed, retrying"
+                );
+            } else {
+                error!(error = %error, "database unavailable; reading paused, retrying");
+            }
         } else {
             warn!(error = %error, retry_in = ?delay, "database still unavailable");
         }

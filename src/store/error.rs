@@ -63,12 +63,53 @@ impl StoreError {
             _ => false,
         }
     }
+
+    /// True when the database refused the data itself: a value out of range
+    /// or too long, a NUL byte, a violated constraint, a row too large to
+    /// index. Other rows of the same batch may then still be stored, and the
+    /// refused ones are set aside. Errors about the schema, privileges, disk
+    /// space or a read-only server refuse every row alike and are not
+    /// row-level: setting rows aside for them would empty the stream into
+    /// the dead-letter table.
+    pub fn is_row_level(&self) -> bool {
+        let StoreError::Database(sqlx::Error::Database(db)) = self else {
+            return false;
+        };
+        match db.code().as_deref() {
+            Some(code) => match sqlite_primary(code) {
+                // SQLITE_TOOBIG, SQLITE_CONSTRAINT, SQLITE_MISMATCH, SQLITE_RANGE.
+                Some(primary) => matches!(primary, 18 | 19 | 20 | 25),
+                // Data exception, integrity constraint violation, program limit.
+                None => ["22", "23", "54"]
+                    .iter()
+                    .any(|class| code.starts_with(class)),
+            },
+            None => false,
+        }
+    }
+
+    /// True when the database refuses every write until an operator acts
+    /// (a missing table, a revoked privilege, a full disk, a read-only
+    /// server): neither a passing fault nor a fault of particular rows.
+    pub fn needs_operator(&self) -> bool {
+        !self.is_retryable() && !self.is_row_level()
+    }
+}
+
+/// The primary result code of an SQLite error code (`"5"`, `"517"`), or
+/// `None` for a PostgreSQL SQLSTATE, which always has five characters.
+fn sqlite_primary(code: &str) -> Option<u32> {
+    if code.len() >= 5 {
+        return None;
+    }
+    code.parse::<u32>().ok().map(|c| c & 0xff)
 }
 
 impl StoreError {
     /// A short name for the kind of failure, for metrics labels:
     /// `connection`, `timeout`, `serialization`, `deadlock`, `shutdown`,
-    /// `too_many_connections`, `locked`, `refused` or `other`.
+    /// `too_many_connections`, `locked`, `refused` (a row's data),
+    /// `blocked` (every write refused until an operator acts) or `other`.
     pub fn kind(&self) -> &'static str {
         match self {
             StoreError::Connect { .. } => "connection",
@@ -77,16 +118,20 @@ impl StoreError {
                 "connection"
             }
             StoreError::Database(sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed) => "timeout",
-            StoreError::Database(sqlx::Error::Database(db)) => match db.code().as_deref() {
-                Some("40001") => "serialization",
-                Some("40P01") => "deadlock",
-                Some("57014") => "timeout",
-                Some("53300") => "too_many_connections",
-                Some("55P03" | "5" | "6") => "locked",
-                Some(c) if c.starts_with("57P") => "shutdown",
-                Some(c) if c.starts_with("08") => "connection",
-                _ => "refused",
-            },
+            StoreError::Database(sqlx::Error::Database(db)) => {
+                let code = db.code().unwrap_or_default();
+                match (code.as_ref(), sqlite_primary(&code)) {
+                    (_, Some(5 | 6)) | ("55P03", _) => "locked",
+                    ("40001", _) => "serialization",
+                    ("40P01", _) => "deadlock",
+                    ("57014", _) => "timeout",
+                    ("53300", _) => "too_many_connections",
+                    (c, _) if c.starts_with("57P") => "shutdown",
+                    (c, _) if c.starts_with("08") => "connection",
+                    _ if self.is_row_level() => "refused",
+                    _ => "blocked",
+                }
+            }
             _ => "other",
         }
     }
@@ -116,9 +161,9 @@ fn is_retryable_sqlx(error: &sqlx::Error) -> bool {
         sqlx::Error::Database(db) => match db.code() {
             Some(code) => {
                 RETRYABLE_STATES.contains(&code.as_ref())
-                    // SQLite: SQLITE_BUSY (5) and SQLITE_LOCKED (6).
-                    || code == "5"
-                    || code == "6"
+                    // SQLite: SQLITE_BUSY (5) and SQLITE_LOCKED (6), with
+                    // their extended codes (SQLITE_BUSY_SNAPSHOT is 517).
+                    || matches!(sqlite_primary(&code), Some(5 | 6))
             }
             None => false,
         },

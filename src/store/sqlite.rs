@@ -27,7 +27,9 @@ pub(super) async fn connect(config: &DatabaseConfig) -> Result<SqlitePool, Store
         })?
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(SqliteSynchronous::Normal)
+        // FULL, not WAL's usual NORMAL: a commit must survive a power cut
+        // before the checkpoint, which is synced, moves past its lines.
+        .synchronous(SqliteSynchronous::Full)
         .busy_timeout(config.statement_timeout);
     let path = options.get_filename().display().to_string();
 
