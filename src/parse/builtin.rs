@@ -15,7 +15,7 @@ use memchr::memmem;
 use super::clock::{DEFAULT_LOCAL, Pattern};
 use super::custom::{seconds_and_nanos, whole_part};
 use super::decode::Encoding;
-use super::{Fields, FormatInfo, Number, ParseError, Slot, Value};
+use super::{Fields, FormatInfo, Number, ParseError, Slot, Value, overflow_expected};
 
 /// The local-time layout of the common, combined and useragent formats.
 static HTTPD_TIME: LazyLock<Pattern> = LazyLock::new(|| Pattern::new(DEFAULT_LOCAL, false));
@@ -237,12 +237,12 @@ impl<'a> Cursor<'a> {
 
     fn number_error(&self, pos: usize, token: &[u8], field: usize) -> ParseError {
         let all_digits = token.iter().all(u8::is_ascii_digit);
-        let expected = if all_digits && !token.is_empty() {
-            "a number that fits in 64 bits"
-        } else {
-            "a number"
-        };
-        self.error(pos, expected, field)
+        if all_digits && !token.is_empty() {
+            let name = self.info.fields.get(field).cloned();
+            let expected = overflow_expected(name.as_deref());
+            return ParseError::mismatch(self.line, pos, expected, name);
+        }
+        self.error(pos, "a number", field)
     }
 
     /// `seconds.fraction` as the log time.

@@ -17,6 +17,7 @@ use super::spec::{self, Code, Element, FormatWarning};
 use super::{Fields, decode};
 use super::{
     FormatError, FormatInfo, MAX_HEADERS, Number, ParseError, Slot, Value, describe_found,
+    overflow_expected,
 };
 
 /// Most candidate values tried for one line before the parser gives up: a
@@ -234,7 +235,7 @@ impl Compiled {
                 Some(Step::Field(field)) => field.lexer.expected().to_string(),
                 _ => "a value".to_string(),
             },
-            Expect::Overflow => "a number that fits in 64 bits".to_string(),
+            Expect::Overflow => overflow_expected(self.field_name(failure.step, info).as_deref()),
             Expect::Padding => "padding spaces".to_string(),
         };
         let expected = if run.budget == 0 {

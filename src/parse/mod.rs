@@ -363,6 +363,15 @@ impl ParseError {
     }
 }
 
+/// What an overflowing number should have been, naming the format field
+/// (`field 5 `%<st` (reply size)`) so that the plain message says which one.
+pub(crate) fn overflow_expected(field: Option<&str>) -> String {
+    match field {
+        Some(field) => format!("a number that fits in 64 bits in {field}"),
+        None => "a number that fits in 64 bits".to_string(),
+    }
+}
+
 /// Most characters of the offending text quoted in an error.
 const FOUND_CHARS: usize = 16;
 
