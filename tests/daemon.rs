@@ -11,7 +11,9 @@ use chrono::{TimeZone, Utc};
 use common::PgDatabase;
 use common::daemon::{
     EPOCH, Site, append_to, count_rows, native_line, native_lines, rss_kib, stop, wait_for_rows,
+    wait_with_timeout,
 };
+use egress_audit::checkpoint::{CHECKPOINT_FILE, Checkpoints};
 use egress_audit::id::{LineOrigin, row_id};
 use sqlx::{Connection, PgConnection, Row};
 
@@ -343,6 +345,41 @@ async fn replays_and_imports_of_loaded_files_add_no_rows() {
         "{summary}"
     );
     assert_eq!(count_rows(&db.url).await, 500);
+}
+
+#[tokio::test]
+async fn run_from_start_replaces_a_corrupt_checkpoint_file() {
+    let db = PgDatabase::create().await;
+    let site = Site::new(&db.url, "");
+    site.append(&native_lines(0, 300));
+    let state = site.dir.path().join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    let file = state.join(CHECKPOINT_FILE);
+    std::fs::write(&file, b"{\"version\": 1, \"files\": [ garbage").unwrap();
+    let named = file.display().to_string();
+
+    // A plain run refuses the file, naming it.
+    let mut plain = site.start(&[]);
+    let status = wait_with_timeout(&mut plain, Duration::from_secs(20));
+    let log = site.diagnostics();
+    assert_eq!(status.code(), Some(2), "{log}");
+    assert!(log.contains(&named) && log.contains("corrupt"), "{log}");
+    assert_eq!(count_rows(&db.url).await, 0);
+
+    // --from-start needs no checkpoint: it loads every line and replaces
+    // the file with a valid one.
+    let mut replay = site.start(&["--from-start"]);
+    wait_for_rows(&site, 300, Duration::from_secs(30)).await;
+    let status = stop(&mut replay);
+    assert!(status.success(), "{status:?}\n{}", site.diagnostics());
+    let log = site.diagnostics();
+    assert!(
+        log.contains("checkpoint file unusable") && log.contains(&named),
+        "{log}"
+    );
+    let end = std::fs::metadata(&site.log).unwrap().len();
+    let checkpoints = Checkpoints::load(&state).unwrap();
+    assert_eq!(checkpoints.get(&site.log).map(|e| e.offset), Some(end));
 }
 
 #[tokio::test]
