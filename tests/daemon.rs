@@ -347,6 +347,44 @@ async fn replays_and_imports_of_loaded_files_add_no_rows() {
     assert_eq!(count_rows(&db.url).await, 500);
 }
 
+/// The offset the checkpoint file on disk holds for the site's live log.
+fn checkpointed_offset(site: &Site) -> Option<u64> {
+    let file = site.dir.path().join("state").join(CHECKPOINT_FILE);
+    let value: serde_json::Value = serde_json::from_slice(&std::fs::read(file).ok()?).ok()?;
+    let files = value["files"].as_array()?;
+    let entry = files
+        .iter()
+        .find(|entry| entry["path"].as_str() == site.log.to_str())?;
+    entry["offset"].as_u64()
+}
+
+#[tokio::test]
+async fn the_last_commits_are_checkpointed_while_the_daemon_sits_idle() {
+    let db = PgDatabase::create().await;
+    let site = Site::new(&db.url, "");
+    site.append(&native_lines(0, 300));
+    let mut daemon = site.start(&[]);
+    wait_for_rows(&site, 300, Duration::from_secs(30)).await;
+    // The first commit is saved at once. These lines are committed within
+    // the next second, too soon for another save, and no batch follows them.
+    site.append(&native_lines(300, 200));
+    wait_for_rows(&site, 500, Duration::from_secs(30)).await;
+    let end = std::fs::metadata(&site.log).unwrap().len();
+    let committed = Instant::now();
+    while checkpointed_offset(&site) != Some(end) && committed.elapsed() < Duration::from_secs(3) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let offset = checkpointed_offset(&site);
+    let is_running = daemon.try_wait().unwrap().is_none();
+    assert!(stop(&mut daemon).success(), "{}", site.diagnostics());
+    assert!(is_running, "the daemon was still running");
+    assert_eq!(
+        offset,
+        Some(end),
+        "the checkpoint on disk reached the end of the log within 3 s of the last commit"
+    );
+}
+
 #[tokio::test]
 async fn run_from_start_replaces_a_corrupt_checkpoint_file() {
     let db = PgDatabase::create().await;
