@@ -5,7 +5,7 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use chrono::{TimeZone, Utc};
 use common::PgDatabase;
@@ -129,22 +129,80 @@ fn expected_ids(lines: &[String]) -> BTreeSet<uuid::Uuid> {
         .collect()
 }
 
+/// A small seeded generator (splitmix64), so that a failing schedule of
+/// kills can be repeated.
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// A number in `1..=most`.
+    fn up_to(&mut self, most: u64) -> u64 {
+        1 + self.next() % most
+    }
+}
+
+/// Rows in the audit table, on a connection kept open (0 before the schema
+/// exists).
+async fn count_on(conn: &mut PgConnection) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM tq_egress_audit")
+        .fetch_one(conn)
+        .await
+        .unwrap_or(0)
+}
+
 #[tokio::test]
 async fn kill_9_ten_times_during_a_load_leaves_exactly_every_row_once() {
+    const ROWS: i64 = 100_000;
     let db = PgDatabase::create().await;
     let site = Site::new(&db.url, "[database]\nbatch_rows = 2000\n");
-    let lines = native_lines(0, 100_000);
+    let lines = native_lines(0, ROWS as u64);
     site.append(&lines);
+    let seed = std::env::var("KILL_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+        });
+    eprintln!("kill schedule seed {seed} (KILL_SEED={seed} repeats it)");
+    let mut random = SplitMix(seed);
 
+    // Each kill lands once the rows have grown by a random amount since the
+    // restart (or all are in), so kills fall at random points of the load.
+    let mut conn = connect(&db.url).await;
+    let mut at_kill = Vec::new();
     let mut seen = Vec::new();
-    for round in 0..10u64 {
+    for round in 0..10 {
+        let target = (count_on(&mut conn).await + random.up_to(5000) as i64).min(ROWS);
         let mut daemon = site.start(&[]);
-        let pause = 300 + (round * 7919) % 900;
-        std::thread::sleep(Duration::from_millis(pause));
+        let started = Instant::now();
+        let rows = loop {
+            let rows = count_on(&mut conn).await;
+            if rows >= target {
+                break rows;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "round {round}: {rows} rows after 60 s, waiting for {target}; seed {seed}\n{}",
+                site.diagnostics()
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        };
         daemon.kill().unwrap();
         daemon.wait().unwrap();
-        seen.push(count_rows(&db.url).await);
+        at_kill.push(rows);
+        seen.push(count_on(&mut conn).await);
     }
+    eprintln!("rows at each kill: {at_kill:?}; after it: {seen:?}");
     let mut daemon = site.start(&[]);
     site.wait_running(11);
     wait_for_rows(&site, 100_000, Duration::from_secs(180)).await;
@@ -157,7 +215,7 @@ async fn kill_9_ten_times_during_a_load_leaves_exactly_every_row_once() {
         .await
         .unwrap();
     let stored: BTreeSet<uuid::Uuid> = ids.iter().copied().collect();
-    assert_eq!(ids.len(), 100_000);
+    assert_eq!(ids.len(), ROWS as usize, "seed {seed}");
     assert_eq!(
         stored,
         expected_ids(&lines),
@@ -165,11 +223,12 @@ async fn kill_9_ten_times_during_a_load_leaves_exactly_every_row_once() {
     );
     assert!(
         seen.windows(2).all(|w| w[0] <= w[1]),
-        "rows only ever grew: {seen:?}"
+        "rows only ever grew: {seen:?}; seed {seed}"
     );
+    let mid_load = at_kill.iter().filter(|rows| **rows < ROWS).count();
     assert!(
-        seen.iter().any(|n| *n > 0 && *n < 100_000),
-        "kills landed mid-load: {seen:?}"
+        mid_load >= 8,
+        "only {mid_load} kills landed while rows were missing: {at_kill:?}; seed {seed}"
     );
 }
 
