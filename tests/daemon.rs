@@ -374,10 +374,22 @@ async fn replays_and_imports_of_loaded_files_add_no_rows() {
     wait_for_rows(&site, 500, Duration::from_secs(30)).await;
     assert!(stop(&mut daemon).success());
 
+    // The replay reads the live file (its 100 lines) again from byte 0:
+    // wait until its commits have reported all of them already present.
     let mut replay = site.start(&["--from-start"]);
     site.wait_running(2);
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let started = Instant::now();
+    while duplicates_logged(&site, 2) < 100 {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the replay did not reach the end of the file\n{}",
+            site.diagnostics()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert!(stop(&mut replay).success());
+    assert_eq!(duplicates_logged(&site, 2), 100, "{}", site.diagnostics());
+    site.wait_log("lines=100 rows=0 duplicates=100 ", 1);
     assert_eq!(count_rows(&db.url).await, 500);
 
     // The rotated file compressed, as logrotate leaves it, then imported
@@ -404,6 +416,26 @@ async fn replays_and_imports_of_loaded_files_add_no_rows() {
         "{summary}"
     );
     assert_eq!(count_rows(&db.url).await, 500);
+}
+
+/// Rows that the batches committed since the daemon's `run`th start were
+/// found to hold already, as its debug log reports them.
+fn duplicates_logged(site: &Site, run: usize) -> u64 {
+    let log = std::fs::read_to_string(site.dir.path().join("daemon.log")).unwrap_or_default();
+    let since = log.split("running sources=").skip(run).collect::<Vec<_>>();
+    since
+        .iter()
+        .flat_map(|part| part.lines())
+        .filter(|line| line.contains("batch committed"))
+        .filter_map(|line| {
+            line.split(" duplicates=")
+                .nth(1)?
+                .split(' ')
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum()
 }
 
 /// The offset the checkpoint file on disk holds for the site's live log.
