@@ -121,8 +121,21 @@ pub enum CheckpointError {
 
 /// What an operator can do about an unusable checkpoint file.
 const WAYS_FORWARD: &str = "either run `egress-audit run --from-start` to read every source \
-     again from byte 0 (safe: replayed lines add no duplicate rows), or delete the file to \
-     start at the end of each log (lines written meanwhile are not loaded)";
+     again from byte 0 (safe: replayed lines add no duplicate rows; the file is replaced once \
+     lines are committed), or delete it: each source then starts where its start_at says \
+     (with start_at = \"end\", lines written meanwhile are not loaded)";
+
+impl CheckpointError {
+    /// The checkpoint file and why it cannot be used, when the error is a
+    /// corrupt or unreadable file (not a failed write or a refused offset).
+    pub fn unusable(&self) -> Option<(&Path, String)> {
+        match self {
+            CheckpointError::Unreadable { path, source } => Some((path, source.to_string())),
+            CheckpointError::Corrupt { path, reason } => Some((path, reason.clone())),
+            _ => None,
+        }
+    }
+}
 
 /// The committed offsets, in memory, and where they are saved.
 #[derive(Debug, Clone)]
@@ -165,6 +178,20 @@ impl Checkpoints {
             reason,
         })?;
         Ok(checkpoints)
+    }
+
+    /// No checkpoints, to be saved in `state_dir` over whatever file is
+    /// there: for `run --from-start`, which reads every source from byte 0
+    /// and so needs no old checkpoint, when the file there cannot be used.
+    /// Nothing is written until an offset is recorded, so a run that stops
+    /// before its first commit leaves the old file (and its error) in place.
+    pub fn replacing(state_dir: &Path) -> Checkpoints {
+        Checkpoints {
+            path: state_dir.join(CHECKPOINT_FILE),
+            temp_path: state_dir.join(CHECKPOINT_TEMP_FILE),
+            entries: BTreeMap::new(),
+            is_changed: false,
+        }
     }
 
     /// The entries of a complete leftover temporary file, if there is one.

@@ -76,6 +76,30 @@ fn corrupt_file_is_an_error_naming_it_and_the_ways_forward() {
 }
 
 #[test]
+fn replacing_checkpoints_overwrite_a_corrupt_file_only_once_an_offset_is_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(CHECKPOINT_FILE);
+    fs::write(&path, b"not json").unwrap();
+    let error = Checkpoints::load(dir.path()).unwrap_err();
+    assert_eq!(
+        error.unusable().map(|(p, _)| p.to_path_buf()),
+        Some(path.clone())
+    );
+
+    let mut checkpoints = Checkpoints::replacing(dir.path());
+    checkpoints.save().unwrap();
+    assert_eq!(
+        fs::read(&path).unwrap(),
+        b"not json",
+        "nothing committed yet"
+    );
+    checkpoints.record(&position("/l/a.log", 1, 10)).unwrap();
+    checkpoints.save().unwrap();
+    let loaded = Checkpoints::load(dir.path()).unwrap();
+    assert_eq!(loaded.get(Path::new("/l/a.log")).unwrap().offset, 10);
+}
+
+#[test]
 fn unknown_version_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     fs::write(

@@ -5,13 +5,15 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use chrono::{TimeZone, Utc};
 use common::PgDatabase;
 use common::daemon::{
     EPOCH, Site, append_to, count_rows, native_line, native_lines, rss_kib, stop, wait_for_rows,
+    wait_with_timeout,
 };
+use egress_audit::checkpoint::{CHECKPOINT_FILE, Checkpoints};
 use egress_audit::id::{LineOrigin, row_id};
 use sqlx::{Connection, PgConnection, Row};
 
@@ -127,22 +129,80 @@ fn expected_ids(lines: &[String]) -> BTreeSet<uuid::Uuid> {
         .collect()
 }
 
+/// A small seeded generator (splitmix64), so that a failing schedule of
+/// kills can be repeated.
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// A number in `1..=most`.
+    fn up_to(&mut self, most: u64) -> u64 {
+        1 + self.next() % most
+    }
+}
+
+/// Rows in the audit table, on a connection kept open (0 before the schema
+/// exists).
+async fn count_on(conn: &mut PgConnection) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM tq_egress_audit")
+        .fetch_one(conn)
+        .await
+        .unwrap_or(0)
+}
+
 #[tokio::test]
 async fn kill_9_ten_times_during_a_load_leaves_exactly_every_row_once() {
+    const ROWS: i64 = 100_000;
     let db = PgDatabase::create().await;
     let site = Site::new(&db.url, "[database]\nbatch_rows = 2000\n");
-    let lines = native_lines(0, 100_000);
+    let lines = native_lines(0, ROWS as u64);
     site.append(&lines);
+    let seed = std::env::var("KILL_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+        });
+    eprintln!("kill schedule seed {seed} (KILL_SEED={seed} repeats it)");
+    let mut random = SplitMix(seed);
 
+    // Each kill lands once the rows have grown by a random amount since the
+    // restart (or all are in), so kills fall at random points of the load.
+    let mut conn = connect(&db.url).await;
+    let mut at_kill = Vec::new();
     let mut seen = Vec::new();
-    for round in 0..10u64 {
+    for round in 0..10 {
+        let target = (count_on(&mut conn).await + random.up_to(5000) as i64).min(ROWS);
         let mut daemon = site.start(&[]);
-        let pause = 300 + (round * 7919) % 900;
-        std::thread::sleep(Duration::from_millis(pause));
+        let started = Instant::now();
+        let rows = loop {
+            let rows = count_on(&mut conn).await;
+            if rows >= target {
+                break rows;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "round {round}: {rows} rows after 60 s, waiting for {target}; seed {seed}\n{}",
+                site.diagnostics()
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        };
         daemon.kill().unwrap();
         daemon.wait().unwrap();
-        seen.push(count_rows(&db.url).await);
+        at_kill.push(rows);
+        seen.push(count_on(&mut conn).await);
     }
+    eprintln!("rows at each kill: {at_kill:?}; after it: {seen:?}");
     let mut daemon = site.start(&[]);
     site.wait_running(11);
     wait_for_rows(&site, 100_000, Duration::from_secs(180)).await;
@@ -155,7 +215,7 @@ async fn kill_9_ten_times_during_a_load_leaves_exactly_every_row_once() {
         .await
         .unwrap();
     let stored: BTreeSet<uuid::Uuid> = ids.iter().copied().collect();
-    assert_eq!(ids.len(), 100_000);
+    assert_eq!(ids.len(), ROWS as usize, "seed {seed}");
     assert_eq!(
         stored,
         expected_ids(&lines),
@@ -163,11 +223,12 @@ async fn kill_9_ten_times_during_a_load_leaves_exactly_every_row_once() {
     );
     assert!(
         seen.windows(2).all(|w| w[0] <= w[1]),
-        "rows only ever grew: {seen:?}"
+        "rows only ever grew: {seen:?}; seed {seed}"
     );
+    let mid_load = at_kill.iter().filter(|rows| **rows < ROWS).count();
     assert!(
-        seen.iter().any(|n| *n > 0 && *n < 100_000),
-        "kills landed mid-load: {seen:?}"
+        mid_load >= 8,
+        "only {mid_load} kills landed while rows were missing: {at_kill:?}; seed {seed}"
     );
 }
 
@@ -313,10 +374,22 @@ async fn replays_and_imports_of_loaded_files_add_no_rows() {
     wait_for_rows(&site, 500, Duration::from_secs(30)).await;
     assert!(stop(&mut daemon).success());
 
+    // The replay reads the live file (its 100 lines) again from byte 0:
+    // wait until its commits have reported all of them already present.
     let mut replay = site.start(&["--from-start"]);
     site.wait_running(2);
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let started = Instant::now();
+    while duplicates_logged(&site, 2) < 100 {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the replay did not reach the end of the file\n{}",
+            site.diagnostics()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert!(stop(&mut replay).success());
+    assert_eq!(duplicates_logged(&site, 2), 100, "{}", site.diagnostics());
+    site.wait_log("lines=100 rows=0 duplicates=100 ", 1);
     assert_eq!(count_rows(&db.url).await, 500);
 
     // The rotated file compressed, as logrotate leaves it, then imported
@@ -343,6 +416,99 @@ async fn replays_and_imports_of_loaded_files_add_no_rows() {
         "{summary}"
     );
     assert_eq!(count_rows(&db.url).await, 500);
+}
+
+/// Rows that the batches committed since the daemon's `run`th start were
+/// found to hold already, as its debug log reports them.
+fn duplicates_logged(site: &Site, run: usize) -> u64 {
+    let log = std::fs::read_to_string(site.dir.path().join("daemon.log")).unwrap_or_default();
+    let since = log.split("running sources=").skip(run).collect::<Vec<_>>();
+    since
+        .iter()
+        .flat_map(|part| part.lines())
+        .filter(|line| line.contains("batch committed"))
+        .filter_map(|line| {
+            line.split(" duplicates=")
+                .nth(1)?
+                .split(' ')
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum()
+}
+
+/// The offset the checkpoint file on disk holds for the site's live log.
+fn checkpointed_offset(site: &Site) -> Option<u64> {
+    let file = site.dir.path().join("state").join(CHECKPOINT_FILE);
+    let value: serde_json::Value = serde_json::from_slice(&std::fs::read(file).ok()?).ok()?;
+    let files = value["files"].as_array()?;
+    let entry = files
+        .iter()
+        .find(|entry| entry["path"].as_str() == site.log.to_str())?;
+    entry["offset"].as_u64()
+}
+
+#[tokio::test]
+async fn the_last_commits_are_checkpointed_while_the_daemon_sits_idle() {
+    let db = PgDatabase::create().await;
+    let site = Site::new(&db.url, "");
+    site.append(&native_lines(0, 300));
+    let mut daemon = site.start(&[]);
+    wait_for_rows(&site, 300, Duration::from_secs(30)).await;
+    // The first commit is saved at once. These lines are committed within
+    // the next second, too soon for another save, and no batch follows them.
+    site.append(&native_lines(300, 200));
+    wait_for_rows(&site, 500, Duration::from_secs(30)).await;
+    let end = std::fs::metadata(&site.log).unwrap().len();
+    let committed = Instant::now();
+    while checkpointed_offset(&site) != Some(end) && committed.elapsed() < Duration::from_secs(3) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let offset = checkpointed_offset(&site);
+    let is_running = daemon.try_wait().unwrap().is_none();
+    assert!(stop(&mut daemon).success(), "{}", site.diagnostics());
+    assert!(is_running, "the daemon was still running");
+    assert_eq!(
+        offset,
+        Some(end),
+        "the checkpoint on disk reached the end of the log within 3 s of the last commit"
+    );
+}
+
+#[tokio::test]
+async fn run_from_start_replaces_a_corrupt_checkpoint_file() {
+    let db = PgDatabase::create().await;
+    let site = Site::new(&db.url, "");
+    site.append(&native_lines(0, 300));
+    let state = site.dir.path().join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    let file = state.join(CHECKPOINT_FILE);
+    std::fs::write(&file, b"{\"version\": 1, \"files\": [ garbage").unwrap();
+    let named = file.display().to_string();
+
+    // A plain run refuses the file, naming it.
+    let mut plain = site.start(&[]);
+    let status = wait_with_timeout(&mut plain, Duration::from_secs(20));
+    let log = site.diagnostics();
+    assert_eq!(status.code(), Some(2), "{log}");
+    assert!(log.contains(&named) && log.contains("corrupt"), "{log}");
+    assert_eq!(count_rows(&db.url).await, 0);
+
+    // --from-start needs no checkpoint: it loads every line and replaces
+    // the file with a valid one.
+    let mut replay = site.start(&["--from-start"]);
+    wait_for_rows(&site, 300, Duration::from_secs(30)).await;
+    let status = stop(&mut replay);
+    assert!(status.success(), "{status:?}\n{}", site.diagnostics());
+    let log = site.diagnostics();
+    assert!(
+        log.contains("checkpoint file unusable") && log.contains(&named),
+        "{log}"
+    );
+    let end = std::fs::metadata(&site.log).unwrap().len();
+    let checkpoints = Checkpoints::load(&state).unwrap();
+    assert_eq!(checkpoints.get(&site.log).map(|e| e.offset), Some(end));
 }
 
 #[tokio::test]

@@ -26,7 +26,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::{error, info, warn};
 
 use super::EXIT_OK;
-use crate::checkpoint::Checkpoints;
+use crate::checkpoint::{CheckpointError, Checkpoints};
 use crate::config::{Config, ConfigError};
 use crate::metrics::{self, Telemetry};
 use crate::pipeline::shutdown::{self, EXIT_FORCED, Shutdown};
@@ -129,7 +129,7 @@ async fn run_once(
         bail!("no [[source]] is configured: add one with `path = \"/var/log/squid/access.log\"`");
     }
     let parsers = SourceParser::for_sources(config)?;
-    let mut checkpoints = Checkpoints::load(&config.state_dir)?;
+    let mut checkpoints = load_checkpoints(config, from_start)?;
     let start = if from_start {
         StartFrom::Beginning
     } else {
@@ -204,6 +204,25 @@ async fn run_once(
         "pipeline stopped"
     );
     Ok(ended)
+}
+
+/// Loads the checkpoints. With `--from-start` they are not needed (every
+/// source is read from byte 0), so a corrupt or unreadable file is only
+/// reported and replaced by the first save after a commit.
+fn load_checkpoints(config: &Config, from_start: bool) -> Result<Checkpoints, CheckpointError> {
+    match Checkpoints::load(&config.state_dir) {
+        Err(error) if from_start => {
+            let Some((path, reason)) = error.unusable() else {
+                return Err(error);
+            };
+            warn!(
+                path = %path.display(), %reason,
+                "checkpoint file unusable; the first commit replaces it"
+            );
+            Ok(Checkpoints::replacing(&config.state_dir))
+        }
+        loaded => loaded,
+    }
 }
 
 /// Runs the pipeline until it ends, a stop is asked for, or a good new

@@ -44,8 +44,10 @@ use writer::Writer;
 /// most one batch per writer plus the one being filled.
 const BATCH_QUEUE: usize = 1;
 
-/// How often the checkpoint file is rewritten while batches are committed.
-/// Between saves a crash replays at most this much, which adds no rows.
+/// How often at most the checkpoint file is rewritten; offsets recorded are
+/// saved at most this long after the previous save, whether or not more
+/// batches follow. Between saves a crash replays at most this much, which
+/// adds no rows.
 const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Why the pipeline could not start or go on.
@@ -410,7 +412,23 @@ async fn acknowledge(
     let mut last_save = Instant::now()
         .checked_sub(CHECKPOINT_INTERVAL)
         .unwrap_or_else(Instant::now);
-    while let Some(batch) = done_rx.recv().await {
+    loop {
+        // Offsets recorded but not saved are saved one interval after the
+        // last save even when no further batch comes: a daemon that goes
+        // idle still has its last commits in the file, not only at the stop.
+        let is_pending = checkpoints.as_ref().is_some_and(Checkpoints::is_changed);
+        let batch = match is_pending.then(|| last_save + CHECKPOINT_INTERVAL) {
+            Some(due) => tokio::select! {
+                batch = done_rx.recv() => batch,
+                _ = tokio::time::sleep_until(due.into()) => {
+                    save(checkpoints.as_mut(), &telemetry);
+                    last_save = Instant::now();
+                    continue;
+                }
+            },
+            None => done_rx.recv().await,
+        };
+        let Some(batch) = batch else { break };
         for batch in acker.finish(batch.seq, batch) {
             if let Some(checkpoints) = checkpoints.as_mut() {
                 for position in &batch.positions {
