@@ -305,10 +305,11 @@ async fn stats(store: &Store, filters: &Filters) -> Result<Table, QueryError> {
         short("p95_ms", "p95", Kind::Int),
         short("max_ms", "max", Kind::Int),
         short("request_bytes", "sent", Kind::Bytes),
-        short("response_bytes", "received", Kind::Bytes),
+        // Shorter than elsewhere, to leave room for the last call's time.
+        short("response_bytes", "recv", Kind::Bytes),
         short("destinations", "hosts", Kind::Int),
         hidden("first_seen", Kind::Time),
-        hidden("last_seen", Kind::Time),
+        short("last_seen", "last seen", Kind::Minute),
     ];
     let rows = fetched
         .into_iter()
