@@ -294,3 +294,33 @@ async fn log_and_query_against_postgres() {
         .success()
         .stdout(predicate::str::contains("crawler,1,0,1,"));
 }
+
+/// A database nobody migrated: one line that says what to do, from `query`
+/// (status 2) and from `check` (UNKNOWN, status 3), not the driver's message
+/// once per level of the error chain.
+#[tokio::test]
+async fn an_unmigrated_database_asks_for_migrate() {
+    let db = common::PgDatabase::create().await;
+    let dir = tempfile::tempdir().unwrap();
+    let expected = "the database has no egress-audit tables: run egress-audit migrate";
+    let out = cli(dir.path())
+        .env("DATABASE_URL", &db.url)
+        .args(["query", "stats", "--format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        one_line(&out.stderr).trim_end(),
+        format!("egress-audit: {expected}")
+    );
+    let out = cli(dir.path())
+        .env("DATABASE_URL", &db.url)
+        .arg("check")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim_end(),
+        format!("EGRESS-AUDIT UNKNOWN - {expected}")
+    );
+}

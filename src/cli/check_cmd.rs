@@ -142,7 +142,7 @@ pub(super) async fn run(config: &Config, args: CheckArgs) -> anyhow::Result<u8> 
 /// its exit status.
 pub(super) fn unknown(error: &anyhow::Error) -> std::process::ExitCode {
     // Monitoring systems read the first line only.
-    let message = format!("{error:#}").replace('\n', " ");
+    let message = super::explain(error);
     println!("{SERVICE} UNKNOWN - {message}");
     std::process::ExitCode::from(Status::Unknown.code())
 }
