@@ -324,3 +324,54 @@ async fn an_unmigrated_database_asks_for_migrate() {
         format!("EGRESS-AUDIT UNKNOWN - {expected}")
     );
 }
+
+/// `--local` shows times in the zone `TZ` names (Newfoundland, half an hour
+/// off the hour: no chance of passing by accident); without it they are UTC
+/// whatever the zone.
+#[test]
+fn local_shows_times_in_the_local_zone_and_utc_otherwise() {
+    let dir = tempfile::tempdir().unwrap();
+    cli(dir.path())
+        .args(["log", "crawler", "https://a.example/", "GET", "200"])
+        .args(["--at", "2026-02-26T12:00:00Z"])
+        .assert()
+        .success();
+    let query = |extra: &[&str]| {
+        let out = cli(dir.path())
+            .env("TZ", "America/St_Johns")
+            .args([
+                "query",
+                "recent",
+                "--since",
+                "2026-02-26",
+                "--format",
+                "csv",
+            ])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let local = query(&["--local"]);
+    assert!(local.contains("2026-02-26T08:30:00.000-03:30"), "{local}");
+    let utc = query(&[]);
+    assert!(utc.contains("2026-02-26T12:00:00.000Z"), "{utc}");
+    assert!(!utc.contains("-03:30"), "{utc}");
+
+    let out = cli(dir.path())
+        .env("TZ", "America/St_Johns")
+        .args([
+            "query",
+            "stats",
+            "--since",
+            "2026-02-26",
+            "--format",
+            "table",
+            "--local",
+        ])
+        .output()
+        .unwrap();
+    let table = String::from_utf8(out.stdout).unwrap();
+    assert!(table.contains("02-26 08:30"), "{table}");
+}
