@@ -375,3 +375,50 @@ fn local_shows_times_in_the_local_zone_and_utc_otherwise() {
     let table = String::from_utf8(out.stdout).unwrap();
     assert!(table.contains("02-26 08:30"), "{table}");
 }
+
+/// README's quick start, run as written, prints what README shows: the
+/// stats header and the rows the sample lists, so the two cannot drift.
+#[test]
+fn readme_quick_start_prints_what_readme_shows() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(repo.join("README.md")).unwrap();
+    let command = "cargo run -q -- --config fixtures/quickstart.toml import \
+                   fixtures/sample-access.log && cargo run -q -- query stats --since 2025-11-01 \
+                   --format table";
+    assert!(
+        readme.contains(command),
+        "README's quick start command changed"
+    );
+    let shown: Vec<&str> = readme
+        .lines()
+        .skip_while(|line| !line.contains(command))
+        .skip_while(|line| !line.starts_with("bot "))
+        .take_while(|line| *line != "…" && !line.starts_with("```"))
+        .collect();
+    assert!(shown.len() >= 2, "README shows no stats sample: {shown:?}");
+
+    let dir = tempfile::tempdir().unwrap();
+    cli(dir.path())
+        .arg("--config")
+        .arg(repo.join("fixtures/quickstart.toml"))
+        .arg("import")
+        .arg(repo.join("fixtures/sample-access.log"))
+        .assert()
+        .success();
+    assert!(dir.path().join("egress-audit.db").exists());
+    let out = cli(dir.path())
+        .args([
+            "query",
+            "stats",
+            "--since",
+            "2025-11-01",
+            "--format",
+            "table",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let printed = String::from_utf8(out.stdout).unwrap();
+    let printed: Vec<&str> = printed.lines().take(shown.len()).collect();
+    assert_eq!(printed, shown);
+}
