@@ -402,6 +402,33 @@ mod tests {
     }
 
     #[test]
+    fn a_window_of_days_is_spelt_out() {
+        let mut two_days = args(5.0, 10.0, 10);
+        two_days.window = Duration::from_secs(2 * 86_400);
+        let finding = judge_error_rate(
+            &two_days,
+            ErrorCount {
+                calls: 100,
+                errors: 1,
+            },
+        );
+        assert!(
+            finding.text.contains("100 calls, 2 days)"),
+            "{}",
+            finding.text
+        );
+        two_days.min_calls = 1000;
+        let finding = judge_error_rate(
+            &two_days,
+            ErrorCount {
+                calls: 100,
+                errors: 1,
+            },
+        );
+        assert!(finding.text.contains("in 2 days,"), "{}", finding.text);
+    }
+
+    #[test]
     fn percentages_round_half_up_to_one_decimal() {
         assert_eq!(tenths(1, 3), "33.3");
         assert_eq!(tenths(2, 3), "66.7");
