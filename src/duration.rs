@@ -52,9 +52,24 @@ fn normalise(input: &str) -> String {
     out
 }
 
-/// Renders a duration in the short form that [`parse_positive`] reads back.
+/// Renders a duration as people write it and [`parse_positive`] reads back:
+/// hours and smaller in the short form (`1h 30m`, `15m`), days and longer
+/// spelt out (`2 days`, `1 day 6h`).
 pub fn render(duration: Duration) -> String {
-    humantime::format_duration(duration).to_string()
+    humantime::format_duration(duration)
+        .to_string()
+        .split(' ')
+        .map(|part| {
+            let digits = part.len() - part.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+            let (number, unit) = part.split_at(digits);
+            if unit.len() > 2 {
+                format!("{number} {unit}")
+            } else {
+                part.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[cfg(test)]
@@ -96,7 +111,21 @@ mod tests {
 
     #[test]
     fn rendered_durations_parse_back() {
-        let d = Duration::from_millis(1500);
-        assert_eq!(parse_positive(&render(d)).unwrap(), d);
+        for d in [
+            Duration::from_millis(1500),
+            Duration::from_secs(2 * 86_400),
+            Duration::from_secs(86_400 + 6 * 3600),
+        ] {
+            assert_eq!(parse_positive(&render(d)).unwrap(), d);
+        }
+    }
+
+    #[test]
+    fn days_are_spelt_out_and_hours_kept_short() {
+        assert_eq!(render(Duration::from_secs(2 * 86_400)), "2 days");
+        assert_eq!(render(Duration::from_secs(86_400)), "1 day");
+        assert_eq!(render(Duration::from_secs(86_400 + 6 * 3600)), "1 day 6h");
+        assert_eq!(render(Duration::from_secs(900)), "15m");
+        assert_eq!(render(Duration::from_secs(5400)), "1h 30m");
     }
 }

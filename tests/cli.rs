@@ -294,3 +294,131 @@ async fn log_and_query_against_postgres() {
         .success()
         .stdout(predicate::str::contains("crawler,1,0,1,"));
 }
+
+/// A database nobody migrated: one line that says what to do, from `query`
+/// (status 2) and from `check` (UNKNOWN, status 3), not the driver's message
+/// once per level of the error chain.
+#[tokio::test]
+async fn an_unmigrated_database_asks_for_migrate() {
+    let db = common::PgDatabase::create().await;
+    let dir = tempfile::tempdir().unwrap();
+    let expected = "the database has no egress-audit tables: run egress-audit migrate";
+    let out = cli(dir.path())
+        .env("DATABASE_URL", &db.url)
+        .args(["query", "stats", "--format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        one_line(&out.stderr).trim_end(),
+        format!("egress-audit: {expected}")
+    );
+    let out = cli(dir.path())
+        .env("DATABASE_URL", &db.url)
+        .arg("check")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim_end(),
+        format!("EGRESS-AUDIT UNKNOWN - {expected}")
+    );
+}
+
+/// `--local` shows times in the zone `TZ` names (Newfoundland, half an hour
+/// off the hour: no chance of passing by accident); without it they are UTC
+/// whatever the zone.
+#[test]
+fn local_shows_times_in_the_local_zone_and_utc_otherwise() {
+    let dir = tempfile::tempdir().unwrap();
+    cli(dir.path())
+        .args(["log", "crawler", "https://a.example/", "GET", "200"])
+        .args(["--at", "2026-02-26T12:00:00Z"])
+        .assert()
+        .success();
+    let query = |extra: &[&str]| {
+        let out = cli(dir.path())
+            .env("TZ", "America/St_Johns")
+            .args([
+                "query",
+                "recent",
+                "--since",
+                "2026-02-26",
+                "--format",
+                "csv",
+            ])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let local = query(&["--local"]);
+    assert!(local.contains("2026-02-26T08:30:00.000-03:30"), "{local}");
+    let utc = query(&[]);
+    assert!(utc.contains("2026-02-26T12:00:00.000Z"), "{utc}");
+    assert!(!utc.contains("-03:30"), "{utc}");
+
+    let out = cli(dir.path())
+        .env("TZ", "America/St_Johns")
+        .args([
+            "query",
+            "stats",
+            "--since",
+            "2026-02-26",
+            "--format",
+            "table",
+            "--local",
+        ])
+        .output()
+        .unwrap();
+    let table = String::from_utf8(out.stdout).unwrap();
+    assert!(table.contains("02-26 08:30"), "{table}");
+}
+
+/// README's quick start, run as written, prints what README shows: the
+/// stats header and the rows the sample lists, so the two cannot drift.
+#[test]
+fn readme_quick_start_prints_what_readme_shows() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(repo.join("README.md")).unwrap();
+    let command = "cargo run -q -- --config fixtures/quickstart.toml import \
+                   fixtures/sample-access.log && cargo run -q -- query stats --since 2025-11-01 \
+                   --format table";
+    assert!(
+        readme.contains(command),
+        "README's quick start command changed"
+    );
+    let shown: Vec<&str> = readme
+        .lines()
+        .skip_while(|line| !line.contains(command))
+        .skip_while(|line| !line.starts_with("bot "))
+        .take_while(|line| *line != "…" && !line.starts_with("```"))
+        .collect();
+    assert!(shown.len() >= 2, "README shows no stats sample: {shown:?}");
+
+    let dir = tempfile::tempdir().unwrap();
+    cli(dir.path())
+        .arg("--config")
+        .arg(repo.join("fixtures/quickstart.toml"))
+        .arg("import")
+        .arg(repo.join("fixtures/sample-access.log"))
+        .assert()
+        .success();
+    assert!(dir.path().join("egress-audit.db").exists());
+    let out = cli(dir.path())
+        .args([
+            "query",
+            "stats",
+            "--since",
+            "2025-11-01",
+            "--format",
+            "table",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let printed = String::from_utf8(out.stdout).unwrap();
+    let printed: Vec<&str> = printed.lines().take(shown.len()).collect();
+    assert_eq!(printed, shown);
+}

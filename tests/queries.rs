@@ -331,9 +331,83 @@ async fn timeseries_counts_per_bucket() {
     let table = ask(&[&pg, &lite], q, window()).await;
     assert_eq!(
         pick(&table, &["calls"]).concat(),
-        vec![int(3), int(2), int(2), int(1)],
-        "quarter hours 10:00, 10:15, 11:00, 12:00"
+        [3, 2, 0, 0, 2, 0, 0, 0, 1, 0, 0, 0].map(int).to_vec(),
+        "every quarter hour from 10:00 to 12:45, the quiet ones with zeros"
     );
+}
+
+/// A window with a quiet hour in the middle (13:00) and an unaligned start:
+/// every hour shows, the quiet one with zeros, the same on both stores.
+#[tokio::test]
+async fn timeseries_fills_a_quiet_hour_with_zeros() {
+    let (pg, lite, _a, _b) = loaded().await;
+    let at = base() + Span::minutes(250);
+    let id = uuid::Builder::from_unix_timestamp_millis(at.timestamp_millis() as u64, &[9; 10])
+        .into_uuid();
+    let mut late = egress_audit::record::Record::new(id, "alpha", "https://api.one.example/a", at);
+    late.status_code = Some(502);
+    late.response_size_bytes = Some(300);
+    for store in [&pg, &lite] {
+        store.write(std::slice::from_ref(&late)).await.unwrap();
+    }
+    let filters = Filters {
+        since: Some(base() + Span::minutes(10)),
+        until: Some(base() + Span::hours(5)),
+        ..Filters::default()
+    };
+    let q = Query::Timeseries {
+        bucket: Duration::from_secs(3600),
+        window: Duration::from_secs(86400),
+    };
+    let table = ask(&[&pg, &lite], q, filters).await;
+    let hour = |h: i64| Value::Time(base() + Span::hours(h));
+    assert_eq!(
+        pick(&table, &["bucket", "calls", "errors", "bytes"]),
+        vec![
+            vec![hour(0), int(3), int(2), int(850)],
+            vec![hour(1), int(2), int(1), int(1400)],
+            vec![hour(2), int(1), int(0), int(10000)],
+            vec![hour(3), int(0), int(0), int(0)],
+            vec![hour(4), int(1), int(1), int(300)],
+        ]
+    );
+
+    let mut shown = Vec::new();
+    let render = egress_audit::query::render::write;
+    use egress_audit::query::render::{OutputFormat, TimeZoneChoice};
+    render(&mut shown, &table, OutputFormat::Csv, TimeZoneChoice::Utc).unwrap();
+    let csv = String::from_utf8(shown).unwrap();
+    assert!(csv.contains("\n2026-02-26T13:00:00.000Z,0,0,0\n"), "{csv}");
+    let mut shown = Vec::new();
+    render(&mut shown, &table, OutputFormat::Table, TimeZoneChoice::Utc).unwrap();
+    let lines: Vec<String> = String::from_utf8(shown)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(lines.len(), 6, "{lines:?}");
+    assert!(
+        lines[4].starts_with("2026-02-26T13:00:00.000Z"),
+        "{lines:?}"
+    );
+    assert!(!lines[4].contains('█'), "{lines:?}");
+}
+
+#[tokio::test]
+async fn timeseries_refuses_more_than_ten_thousand_buckets() {
+    let (pg, lite, _a, _b) = loaded().await;
+    for store in [&pg, &lite] {
+        let q = Query::Timeseries {
+            bucket: Duration::from_secs(1),
+            window: Duration::from_secs(86400),
+        };
+        let err = query::run(store, &q, &Filters::default())
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("buckets of 1s would be too many"), "{err}");
+        assert!(err.contains("at most 10000"), "{err}");
+    }
 }
 
 #[tokio::test]

@@ -142,7 +142,7 @@ pub(super) async fn run(config: &Config, args: CheckArgs) -> anyhow::Result<u8> 
 /// its exit status.
 pub(super) fn unknown(error: &anyhow::Error) -> std::process::ExitCode {
     // Monitoring systems read the first line only.
-    let message = format!("{error:#}").replace('\n', " ");
+    let message = super::explain(error);
     println!("{SERVICE} UNKNOWN - {message}");
     std::process::ExitCode::from(Status::Unknown.code())
 }
@@ -399,6 +399,33 @@ mod tests {
             "EGRESS-AUDIT OK - error rate 1.2% (12 of 1000 calls, 15m) \
              | error_rate=1.2%;5;10 calls=1000 errors=12"
         );
+    }
+
+    #[test]
+    fn a_window_of_days_is_spelt_out() {
+        let mut two_days = args(5.0, 10.0, 10);
+        two_days.window = Duration::from_secs(2 * 86_400);
+        let finding = judge_error_rate(
+            &two_days,
+            ErrorCount {
+                calls: 100,
+                errors: 1,
+            },
+        );
+        assert!(
+            finding.text.contains("100 calls, 2 days)"),
+            "{}",
+            finding.text
+        );
+        two_days.min_calls = 1000;
+        let finding = judge_error_rate(
+            &two_days,
+            ErrorCount {
+                calls: 100,
+                errors: 1,
+            },
+        );
+        assert!(finding.text.contains("in 2 days,"), "{}", finding.text);
     }
 
     #[test]

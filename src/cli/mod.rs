@@ -20,6 +20,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::config::{self, Config, LogFormat, Overrides};
+use crate::query::QueryError;
+use crate::store::{self, StoreError};
 
 pub use when::parse_time;
 
@@ -155,10 +157,54 @@ async fn dispatch(cli: Cli, config: Config) -> anyhow::Result<u8> {
     }
 }
 
-/// Prints the error chain as one line and returns the error exit status.
+/// Prints the error as one line and returns the error exit status.
 fn fail(error: &anyhow::Error) -> ExitCode {
-    eprintln!("egress-audit: {error:#}");
+    eprintln!("egress-audit: {}", explain(error));
     ExitCode::from(EXIT_ERROR)
+}
+
+/// What the user reads for the error that stopped a command: one line, what
+/// to do when the cause is a known one.
+fn explain(error: &anyhow::Error) -> String {
+    if missing_table(error) {
+        return "the database has no egress-audit tables: run egress-audit migrate".into();
+    }
+    one_line(error)
+}
+
+/// True when the error comes from querying a database that was never
+/// migrated.
+fn missing_table(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        if let Some(e) = cause.downcast_ref::<QueryError>() {
+            matches!(e, QueryError::Store(store) if store.is_missing_table())
+        } else if let Some(e) = cause.downcast_ref::<StoreError>() {
+            e.is_missing_table()
+        } else {
+            cause
+                .downcast_ref::<sqlx::Error>()
+                .is_some_and(store::is_missing_table)
+        }
+    })
+}
+
+/// The error and its causes joined with `: `, leaving out a cause whose text
+/// the error before it already shows: many errors print their source as part
+/// of their own message, and the chain would repeat it once per level.
+fn one_line(error: &anyhow::Error) -> String {
+    let mut line = String::new();
+    let mut previous = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if line.is_empty() {
+            line.push_str(&text);
+        } else if !previous.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+        previous = text;
+    }
+    line.replace('\n', " ")
 }
 
 /// The first word of the command line that is not an option or a global
@@ -214,7 +260,25 @@ fn init_tracing(config: &Config) {
 mod tests {
     use clap::CommandFactory;
 
-    use super::Cli;
+    use super::{Cli, one_line};
+
+    /// An error whose message includes its source's, as `thiserror`'s
+    /// `{0}` with `#[from]` makes it.
+    #[derive(Debug, thiserror::Error)]
+    #[error("database error: {0}")]
+    struct Wrapping(#[from] std::io::Error);
+
+    #[test]
+    fn a_cause_already_in_its_parents_message_is_not_repeated() {
+        let io = std::io::Error::other("relation \"t\" does not exist");
+        let error = anyhow::Error::new(Wrapping(io)).context("query");
+        assert_eq!(
+            one_line(&error),
+            "query: database error: relation \"t\" does not exist"
+        );
+        let plain = anyhow::anyhow!("disk full").context("writing the checkpoint");
+        assert_eq!(one_line(&plain), "writing the checkpoint: disk full");
+    }
 
     /// Walks the whole command tree, so a command added later is covered too.
     fn commands_without_example(command: &mut clap::Command, path: &str, bad: &mut Vec<String>) {

@@ -181,7 +181,7 @@ pub(super) async fn run(config: &Config, command: QueryCommand) -> anyhow::Resul
         .context("query")?;
     store.close().await;
 
-    if table.rows.is_empty()
+    if no_calls(&table)
         && let Some(bot) = &filters.bot
     {
         eprintln!("note: no calls from bot {bot:?} match");
@@ -201,6 +201,15 @@ pub(super) async fn run(config: &Config, command: QueryCommand) -> anyhow::Resul
     render::write(&mut out, &table, format, zone)?;
     out.flush()?;
     Ok(EXIT_OK)
+}
+
+/// True when the answer holds no call: no rows, or only a time series'
+/// empty buckets.
+fn no_calls(table: &query::Table) -> bool {
+    match table.columns.iter().position(|c| c.name == "calls") {
+        Some(calls) => table.rows.iter().all(|row| row[calls].as_int() == 0),
+        None => table.rows.is_empty(),
+    }
 }
 
 /// Opens the store without creating anything: a query never makes an empty

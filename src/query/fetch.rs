@@ -27,6 +27,9 @@ pub enum Kind {
     Text,
     /// A point in time, UTC.
     Time,
+    /// A point in time that an aligned table shows to the minute, without
+    /// the year (`MM-DD HH:MM`), to save room; JSON and CSV show it whole.
+    Minute,
 }
 
 /// One value of a result.
@@ -208,7 +211,7 @@ fn pg_row(row: &PgRow, columns: &[Column]) -> Result<Vec<Value>, QueryError> {
                         .try_get::<Option<uuid::Uuid>, _>(i)?
                         .map_or(Value::Null, |v| Value::Text(v.to_string())),
                 },
-                Kind::Time => row
+                Kind::Time | Kind::Minute => row
                     .try_get::<Option<DateTime<Utc>>, _>(i)?
                     .map_or(Value::Null, Value::Time),
             })
@@ -228,7 +231,7 @@ fn sqlite_row(row: &SqliteRow, columns: &[Column]) -> Result<Vec<Value>, QueryEr
                 Kind::Text => row
                     .try_get::<Option<String>, _>(i)?
                     .map_or(Value::Null, Value::Text),
-                Kind::Time => match row.try_get::<Option<String>, _>(i)? {
+                Kind::Time | Kind::Minute => match row.try_get::<Option<String>, _>(i)? {
                     Some(text) => Value::Time(parse_sqlite_time(&text)?),
                     None => Value::Null,
                 },

@@ -224,7 +224,7 @@ pub async fn run(store: &Store, query: &Query, filters: &Filters) -> Result<Tabl
         }
         Query::Stats { window } => stats(store, &windowed(filters, now, *window)).await,
         Query::Timeseries { bucket, window } => {
-            timeseries(store, &windowed(filters, now, *window), *bucket).await
+            timeseries(store, &windowed(filters, now, *window), *bucket, now).await
         }
         Query::TopDestinations { limit, by } => top_destinations(store, filters, *limit, *by).await,
         Query::ErrorRate { min_calls } => error_rate(store, filters, *min_calls).await,
@@ -305,10 +305,11 @@ async fn stats(store: &Store, filters: &Filters) -> Result<Table, QueryError> {
         short("p95_ms", "p95", Kind::Int),
         short("max_ms", "max", Kind::Int),
         short("request_bytes", "sent", Kind::Bytes),
-        short("response_bytes", "received", Kind::Bytes),
+        // Shorter than elsewhere, to leave room for the last call's time.
+        short("response_bytes", "recv", Kind::Bytes),
         short("destinations", "hosts", Kind::Int),
         hidden("first_seen", Kind::Time),
-        hidden("last_seen", Kind::Time),
+        short("last_seen", "last seen", Kind::Minute),
     ];
     let rows = fetched
         .into_iter()
@@ -386,16 +387,38 @@ async fn latency_percentiles(
         .collect())
 }
 
+/// Most buckets a time series is drawn with; more is refused rather than
+/// printing a screenful of rows nobody asked for.
+pub const MAX_BUCKETS: i64 = 10_000;
+
+/// Calls per bucket over the window, every bucket from the one holding
+/// `since` to the one before `until` (or `now`) listed, those without calls
+/// with zeros, so that a gap in traffic shows.
 async fn timeseries(
     store: &Store,
     filters: &Filters,
     bucket: Duration,
+    now: DateTime<Utc>,
 ) -> Result<Table, QueryError> {
     let seconds = bucket.as_secs();
     if seconds == 0 {
         return Err(QueryError::Invalid(
             "timeseries: the bucket must be at least 1 second".into(),
         ));
+    }
+    let width = i64::try_from(seconds).unwrap_or(i64::MAX);
+    let span = filters
+        .since
+        .map(|since| BucketSpan::new(since, filters.until.unwrap_or(now), width));
+    if let Some(span) = &span
+        && span.count() > MAX_BUCKETS
+    {
+        return Err(QueryError::Invalid(format!(
+            "timeseries: {} buckets of {} would be too many (at most {MAX_BUCKETS}): use a \
+             wider bucket or a shorter window",
+            span.count(),
+            crate::duration::render(bucket)
+        )));
     }
     const FETCHED: &[Column] = &[
         col("bucket", Kind::Int),
@@ -421,11 +444,22 @@ async fn timeseries(
         col("errors", Kind::Int),
         col("bytes", Kind::Bytes),
     ];
-    let rows = fetched
+    let mut counts: std::collections::BTreeMap<i64, [Value; 3]> = fetched
         .into_iter()
-        .map(|r| {
-            let start = DateTime::from_timestamp(r[0].as_int(), 0).unwrap_or_default();
-            vec![Value::Time(start), r[1].clone(), r[2].clone(), r[3].clone()]
+        .map(|r| (r[0].as_int(), [r[1].clone(), r[2].clone(), r[3].clone()]))
+        .collect();
+    if let Some(span) = span {
+        for start in span.starts() {
+            counts
+                .entry(start)
+                .or_insert([Value::Int(0), Value::Int(0), Value::Int(0)]);
+        }
+    }
+    let rows = counts
+        .into_iter()
+        .map(|(start, [calls, errors, bytes])| {
+            let start = DateTime::from_timestamp(start, 0).unwrap_or_default();
+            vec![Value::Time(start), calls, errors, bytes]
         })
         .collect();
     Ok(Table {
@@ -433,6 +467,47 @@ async fn timeseries(
         rows,
         bars: true,
     })
+}
+
+/// The buckets a time series covers, in Unix seconds: the first starts at
+/// the window's start rounded down to a multiple of the bucket width, as the
+/// SQL rounds each call's time; the last is the one holding the instant just
+/// before the window's end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct BucketSpan {
+    first: i64,
+    /// Past the last bucket's start; `first` when the window is empty.
+    end: i64,
+    width: i64,
+}
+
+impl BucketSpan {
+    fn new(since: DateTime<Utc>, until: DateTime<Utc>, width: i64) -> BucketSpan {
+        let first = since.timestamp().div_euclid(width).saturating_mul(width);
+        // The window ends before `until`: a bucket starting at or after it
+        // holds nothing the filters let through.
+        let until_secs = if until.timestamp_subsec_nanos() > 0 {
+            until.timestamp().saturating_add(1)
+        } else {
+            until.timestamp()
+        };
+        BucketSpan {
+            first,
+            end: until_secs.max(first),
+            width,
+        }
+    }
+
+    /// How many buckets there are.
+    fn count(&self) -> i64 {
+        let length = self.end - self.first;
+        length / self.width + i64::from(length % self.width != 0)
+    }
+
+    /// Each bucket's start, oldest first.
+    fn starts(&self) -> impl Iterator<Item = i64> + '_ {
+        (0..self.count()).map(|i| self.first + i * self.width)
+    }
 }
 
 async fn top_destinations(
@@ -588,4 +663,37 @@ async fn top_bots(store: &Store, filters: &Filters, limit: u32) -> Result<Table,
         rows,
         bars: true,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    fn at(h: u32, m: u32, s: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 2, 26, h, m, s).unwrap()
+    }
+
+    #[test]
+    fn buckets_start_aligned_and_stop_before_the_end() {
+        let span = BucketSpan::new(at(10, 10, 0), at(13, 0, 0), 3600);
+        let starts: Vec<i64> = span.starts().collect();
+        let hours: Vec<i64> = [10, 11, 12].map(|h| at(h, 0, 0).timestamp()).into();
+        assert_eq!(starts, hours);
+    }
+
+    #[test]
+    fn an_end_inside_a_bucket_keeps_that_bucket() {
+        let span = BucketSpan::new(at(10, 0, 0), at(12, 0, 1), 3600);
+        assert_eq!(span.count(), 3);
+        let until = at(11, 0, 0) + chrono::Duration::milliseconds(1);
+        assert_eq!(BucketSpan::new(at(10, 0, 0), until, 3600).count(), 2);
+    }
+
+    #[test]
+    fn an_empty_or_reversed_window_has_no_buckets() {
+        assert_eq!(BucketSpan::new(at(10, 0, 0), at(10, 0, 0), 60).count(), 0);
+        assert_eq!(BucketSpan::new(at(11, 0, 0), at(10, 0, 0), 60).count(), 0);
+    }
 }

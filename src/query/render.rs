@@ -76,6 +76,10 @@ fn cell(value: &Value, kind: Kind, zone: TimeZoneChoice) -> String {
     match (value, kind) {
         (Value::Null, _) => "-".into(),
         (Value::Int(v), Kind::Bytes) => human_bytes(*v),
+        (Value::Time(t), Kind::Minute) => match zone {
+            TimeZoneChoice::Utc => t.format("%m-%d %H:%M").to_string(),
+            TimeZoneChoice::Local => t.with_timezone(&Local).format("%m-%d %H:%M").to_string(),
+        },
         (Value::Text(v), _) => v
             .chars()
             .map(|c| if c.is_control() { '�' } else { c })
@@ -306,6 +310,31 @@ mod tests {
         assert_eq!(
             render(&table(rows, false), OutputFormat::Csv),
             "destination_url,calls\n\"a,b\",1\n"
+        );
+    }
+
+    #[test]
+    fn minute_columns_are_short_in_tables_and_whole_elsewhere() {
+        let at = DateTime::parse_from_rfc3339("2026-02-26T10:07:59.5Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let table = Table {
+            columns: vec![Column {
+                name: "last_seen",
+                label: "last seen",
+                kind: Kind::Minute,
+                in_table: true,
+            }],
+            rows: vec![vec![Value::Time(at)]],
+            bars: false,
+        };
+        assert_eq!(
+            render(&table, OutputFormat::Table),
+            "last seen\n02-26 10:07\n"
+        );
+        assert_eq!(
+            render(&table, OutputFormat::Csv),
+            "last_seen\n2026-02-26T10:07:59.500Z\n"
         );
     }
 

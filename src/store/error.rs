@@ -106,6 +106,29 @@ fn sqlite_primary(code: &str) -> Option<u32> {
 }
 
 impl StoreError {
+    /// True when a statement failed because the audit table does not exist:
+    /// the database was never migrated.
+    pub fn is_missing_table(&self) -> bool {
+        match self {
+            StoreError::Database(e) => is_missing_table(e),
+            _ => false,
+        }
+    }
+}
+
+/// True when the database says a table the statement names does not exist:
+/// SQLSTATE 42P01 (`undefined_table`) on PostgreSQL, `no such table` on
+/// SQLite, which gives only its generic error code.
+pub fn is_missing_table(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Database(db) => {
+            db.code().as_deref() == Some("42P01") || db.message().starts_with("no such table")
+        }
+        _ => false,
+    }
+}
+
+impl StoreError {
     /// A short name for the kind of failure, for metrics labels:
     /// `connection`, `timeout`, `serialization`, `deadlock`, `shutdown`,
     /// `too_many_connections`, `locked`, `refused` (a row's data),

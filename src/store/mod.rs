@@ -21,7 +21,7 @@ use uuid::Uuid;
 use crate::config::DatabaseConfig;
 use crate::record::Record;
 
-pub use error::StoreError;
+pub use error::{StoreError, is_missing_table};
 pub use rejects::{Reject, RejectStage};
 pub use sqlite::TIME_FORMAT as SQLITE_TIME_FORMAT;
 
