@@ -18,6 +18,7 @@ command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v adduser >/dev/null 2>&1 || [ -x /usr/sbin/adduser ] || need+=(adduser)
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
+[ -e /usr/share/zoneinfo/America/St_Johns ] || need+=(tzdata)
 command -v pg_ctl >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 \
     || need+=(postgresql)
 if [ "${#need[@]}" -gt 0 ]; then

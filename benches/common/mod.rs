@@ -1,6 +1,8 @@
 //! What the database benchmarks share: the `--bench` guard, their numeric
 //! arguments, and the PostgreSQL server they talk to.
 
+pub mod rows;
+
 /// The numbers given after `cargo bench --bench NAME --`, or `None` when the
 /// binary was not started by `cargo bench` (`cargo test --all-targets` runs
 /// it without `--bench`, and a benchmark is no test).
