@@ -248,8 +248,23 @@ impl Default for IdentityConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct RedactConfig {
     /// Query parameters (case-insensitive) whose values become `REDACTED`;
-    /// an empty list turns redaction off.
+    /// setting it replaces the built-in list, and an empty list turns the
+    /// built-in list off.
     pub query_params: Vec<String>,
+    /// More parameters to redact, on top of `query_params`: a site's own
+    /// names without having to repeat (and keep up with) the built-in ones.
+    pub extra_query_params: Vec<String>,
+}
+
+impl RedactConfig {
+    /// Every parameter name redacted: `query_params` then `extra_query_params`.
+    pub fn all_params(&self) -> Vec<String> {
+        self.query_params
+            .iter()
+            .chain(&self.extra_query_params)
+            .cloned()
+            .collect()
+    }
 }
 
 impl Default for RedactConfig {
@@ -259,6 +274,7 @@ impl Default for RedactConfig {
                 .iter()
                 .map(|s| s.to_string())
                 .collect(),
+            extra_query_params: Vec::new(),
         }
     }
 }
@@ -454,13 +470,16 @@ fn describe(error: figment::Error) -> ConfigError {
         .into_iter()
         .map(|e| {
             let key = key_path(&e.path);
-            let origin = e
-                .metadata
-                .as_ref()
-                .and_then(|m| m.source.as_ref())
-                .map(|s| format!(" (from {s})"))
-                .unwrap_or_default();
-            let what = e.kind.to_string();
+            let origin = match e.metadata.as_ref() {
+                Some(m) => match &m.source {
+                    Some(source) => format!(" (from {source})"),
+                    // The environment has no file: name the provider.
+                    None if m.name.contains("environment") => format!(" (from {})", m.name),
+                    None => String::new(),
+                },
+                None => String::new(),
+            };
+            let what = explain_kind(&e.kind.to_string());
             if key.is_empty() {
                 format!("{what}{origin}")
             } else {
@@ -469,6 +488,21 @@ fn describe(error: figment::Error) -> ConfigError {
         })
         .collect();
     ConfigError::Invalid(lines.join("; "))
+}
+
+/// Rewords serde's message where it leaves out what is allowed, and unnests
+/// the quoting of its lists of keys.
+fn explain_kind(what: &str) -> String {
+    let mut what = what.to_string();
+    if what.ends_with("expected a duration") {
+        what.push_str(" like \"1s\", \"500ms\", \"2m\", \"1h 30m\" or \"1day\"");
+    }
+    if let Some(at) = what.find("expected `one of ") {
+        let rest = &what[at + "expected `one of ".len()..];
+        let list = rest.strip_suffix('`').unwrap_or(rest).to_string();
+        what = format!("{}expected one of {list}", &what[..at]);
+    }
+    what
 }
 
 /// Writes figment's key path the way the other messages do: `source[0].format`.
@@ -830,6 +864,17 @@ mod tests {
             "{shown}"
         );
         assert!(shown.contains("sslmode=verify-full"), "{shown}");
+    }
+
+    #[test]
+    fn durations_and_key_lists_say_what_is_allowed() {
+        let what = explain_kind("invalid value string \"1 sekond\", expected a duration");
+        assert!(what.contains("\"500ms\""), "{what}");
+        let what = explain_kind("unknown field: found `bogus`, expected `one of `a`, `b``");
+        assert_eq!(
+            what,
+            "unknown field: found `bogus`, expected one of `a`, `b`"
+        );
     }
 
     #[test]

@@ -625,6 +625,7 @@ fn real_squid_lines_parse_back_to_what_was_sent() {
     check_error_details(&squid.dir, &requests);
     check_rejected_requests(&squid, requests.len());
     check_failed_connections(&squid);
+    check_raw_bytes_in_urls(&squid, origin);
 }
 
 /// Requests Squid refuses before forwarding, sent last because an over-long
@@ -773,6 +774,70 @@ fn check_failed_connections(squid: &Squid) {
                 "errno=111"
             ],
         ]
+    );
+}
+
+/// The last `count` lines of one log, parsed and enriched.
+fn last_records(dir: &Path, file: &str, format: &str, count: usize) -> Vec<Record> {
+    let bytes = std::fs::read(dir.join(format!("{file}.log"))).unwrap();
+    let lines: Vec<&[u8]> = bytes
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .collect();
+    let format = format_for(format);
+    let enricher = Enricher::new(&Config::default(), "squid-real", None).unwrap();
+    lines[lines.len() - count..]
+        .iter()
+        .map(|line| {
+            let fields = format
+                .parse(line)
+                .unwrap_or_else(|e| panic!("{file}: {e}: {}", String::from_utf8_lossy(line)));
+            enricher.record(&fields, 1, 0).unwrap()
+        })
+        .collect()
+}
+
+/// Raw UTF-8, `"` and `\` in a URL: the native format writes them as they
+/// came (Squid 5.7 does not %-encode raw UTF-8 there), a quoted `"%>ru"`
+/// escapes `"` and `\` with a backslash, and both read back to the URL sent.
+fn check_raw_bytes_in_urls(squid: &Squid, origin: u16) {
+    let paths: [&[u8]; 2] = [
+        b"/caf\xc3\xa9/r-utf8/x?q=\xe2\x82\xac",
+        b"/a\"b\\c/r-quote/d?x=1",
+    ];
+    let before = count_lines(&squid.dir, "native");
+    for path in paths {
+        let mut stream = TcpStream::connect(("127.0.0.1", squid.port)).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut request = format!("GET http://127.0.0.1:{origin}").into_bytes();
+        request.extend_from_slice(path);
+        request.extend_from_slice(b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        stream.write_all(&request).unwrap();
+        let _ = stream.read_to_end(&mut Vec::new());
+    }
+    wait_for(Duration::from_secs(10), "the raw URLs to be logged", || {
+        count_lines(&squid.dir, "native") >= before + 2
+            && count_lines(&squid.dir, "mixed") >= before + 2
+    });
+    let base = format!("http://127.0.0.1:{origin}");
+    let native: Vec<String> = last_records(&squid.dir, "native", "squid", 2)
+        .into_iter()
+        .map(|r| r.destination_url)
+        .collect();
+    // The native format's URL is `%ru`: the query is stripped, `?` kept.
+    assert_eq!(
+        native,
+        [
+            format!("{base}/caf\u{e9}/r-utf8/x?"),
+            format!("{base}/a\"b\\c/r-quote/d?"),
+        ]
+    );
+    let raw = std::fs::read(squid.dir.join("native.log")).unwrap();
+    assert!(
+        raw.windows(6).any(|w| w == b"caf\xc3\xa9/"),
+        "raw UTF-8 is written as it came"
     );
 }
 

@@ -366,21 +366,22 @@ struct Row<'r> {
 /// Column titles of the table, in [`Row::cells`] order.
 const TABLE_TITLES: &[&str] = &[
     "line",
+    "offset",
     "created_at",
     "bot_name",
-    "group",
+    "group_name",
     "client_ip",
-    "user",
-    "method",
-    "status",
+    "proxy_user",
+    "http_method",
+    "status_code",
     "squid_status",
-    "ms",
-    "req",
-    "resp",
-    "host",
-    "url",
+    "latency_ms",
+    "request_size_bytes",
+    "response_size_bytes",
+    "destination_host",
+    "destination_url",
     "hierarchy",
-    "type",
+    "content_type",
     "user_agent",
 ];
 
@@ -419,6 +420,7 @@ impl<'r> Row<'r> {
         let number = |v: Option<i64>| v.map_or("-".to_string(), |n| n.to_string());
         vec![
             self.line.to_string(),
+            self.offset.to_string(),
             self.created_at.clone(),
             self.bot_name.to_string(),
             text(self.group_name),
@@ -577,7 +579,18 @@ mod tests {
         let (code, out, _) = run_on(&["--output", "table"], GOOD);
         assert_eq!(code, EXIT_OK);
         let lines: Vec<&str> = out.lines().collect();
-        assert!(lines[0].starts_with("line  created_at"), "{out}");
+        assert!(lines[0].starts_with("line  offset  created_at"), "{out}");
+        for title in [
+            "group_name",
+            "http_method",
+            "status_code",
+            "destination_url",
+        ] {
+            assert!(
+                lines[0].contains(title),
+                "the title {title} is missing: {out}"
+            );
+        }
         let column = lines[0].find("bot_name").unwrap();
         assert_eq!(&lines[1][column..column + 7], "unknown");
     }

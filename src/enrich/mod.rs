@@ -92,7 +92,7 @@ impl Enricher {
             bot_header: identity.bot_header.clone(),
             group_header: identity.group_header.clone(),
             bots,
-            redactor: Redactor::new(&config.redact.query_params),
+            redactor: Redactor::new(&config.redact.all_params()),
             truncations: Truncations::default(),
         })
     }

@@ -177,6 +177,32 @@ fn secrets_in_the_query_are_redacted() {
     assert_eq!(r.destination_url, "http://a/p?token=t");
 }
 
+#[test]
+fn extra_parameters_are_redacted_beside_the_built_in_ones() {
+    let mut config = config();
+    config.redact.extra_query_params = vec!["session".into()];
+    let r = record_with(
+        &config,
+        &line(
+            "192.0.2.1",
+            "-",
+            "-",
+            "-",
+            "http://a/p?session=s&token=t&q=1",
+        ),
+    );
+    assert_eq!(
+        r.destination_url,
+        "http://a/p?session=REDACTED&token=REDACTED&q=1"
+    );
+    config.redact.query_params = vec![];
+    let r = record_with(
+        &config,
+        &line("192.0.2.1", "-", "-", "-", "http://a/p?session=s&token=t"),
+    );
+    assert_eq!(r.destination_url, "http://a/p?session=REDACTED&token=t");
+}
+
 /// A pass-through `%>ru` keeps `%` as the client sent it: decoding would
 /// turn `%2F` into `/` and let a `%26` inside a secret end its value early.
 #[test]
