@@ -626,6 +626,7 @@ fn real_squid_lines_parse_back_to_what_was_sent() {
     check_rejected_requests(&squid, requests.len());
     check_failed_connections(&squid);
     check_raw_bytes_in_urls(&squid, origin);
+    check_status_000(&squid);
 }
 
 /// Requests Squid refuses before forwarding, sent last because an over-long
@@ -838,6 +839,61 @@ fn check_raw_bytes_in_urls(squid: &Squid, origin: u16) {
     assert!(
         raw.windows(6).any(|w| w == b"caf\xc3\xa9/"),
         "raw UTF-8 is written as it came"
+    );
+}
+
+/// Status `000`, no reply sent, is stored as null with the result code kept:
+/// a client that leaves before its request's headers end, and one that
+/// leaves while the origin has not answered yet.
+fn check_status_000(squid: &Squid) {
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_port = silent.local_addr().unwrap().port();
+    let before = count_lines(&squid.dir, "native");
+
+    let mut stream = TcpStream::connect(("127.0.0.1", squid.port)).unwrap();
+    stream
+        .write_all(b"GET http://127.0.0.1:9/x HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    thread::sleep(Duration::from_millis(300));
+    drop(stream);
+    wait_for(Duration::from_secs(10), "the unfinished request", || {
+        count_lines(&squid.dir, "native") > before
+    });
+
+    let mut stream = TcpStream::connect(("127.0.0.1", squid.port)).unwrap();
+    let request = format!("GET http://127.0.0.1:{silent_port}/slow HTTP/1.1\r\nHost: x\r\n\r\n");
+    stream.write_all(request.as_bytes()).unwrap();
+    // Squid has forwarded the request once the origin sees a connection.
+    let (_origin_side, _) = silent.accept().unwrap();
+    drop(stream);
+    wait_for(Duration::from_secs(10), "the aborted request", || {
+        count_lines(&squid.dir, "native") > before + 1
+    });
+
+    let records = last_records(&squid.dir, "native", "squid", 2);
+    let seen: Vec<_> = records
+        .iter()
+        .map(|r| {
+            (
+                r.status_code,
+                r.squid_status.as_deref(),
+                r.http_method.as_deref(),
+                r.destination_url.as_str(),
+            )
+        })
+        .collect();
+    let slow = format!("http://127.0.0.1:{silent_port}/slow");
+    assert_eq!(
+        seen,
+        [
+            (
+                None,
+                Some("NONE_NONE"),
+                None,
+                "error:transaction-end-before-headers"
+            ),
+            (None, Some("TCP_MISS_ABORTED"), Some("GET"), slow.as_str()),
+        ]
     );
 }
 
