@@ -278,7 +278,13 @@ impl Reading<'_> {
         let err = &mut *self.err;
         let error = match failure {
             Failure::Parse(error) => error,
-            Failure::Other(message) => return writeln!(err, "{name}:{number}:1: {message}"),
+            Failure::Other(message) => {
+                // The line matched its format; a value in it did not fit
+                // (the message names the column), so there is no column.
+                writeln!(err, "{name}:{number}: {message}")?;
+                let (text, _) = caret_line(line, 1);
+                return writeln!(err, "  {text}");
+            }
         };
         let column = error.column();
         let message = match error {
@@ -525,6 +531,20 @@ mod tests {
                         text/html\n";
     const BAD: &str = "1709647387.123    157 192.0.2.10 TCP_MISS/2x0 5123 GET http://e/ - \
                        HIER_NONE/- -\n";
+
+    #[test]
+    fn a_value_too_large_for_its_column_is_reported_with_the_line() {
+        let line = "1709647387.123 157 192.0.2.10 TCP_MISS/99999999999 5 GET http://e/ - \
+                    HIER_NONE/- -\n";
+        let (code, _, err) = run_on(&[], line);
+        assert_eq!(code, EXIT_PARTIAL, "{err}");
+        assert!(err.contains("<stdin>:1: "), "{err}");
+        assert!(err.contains("status_code"), "{err}");
+        assert!(
+            err.contains("  1709647387.123 157"),
+            "the line is shown: {err}"
+        );
+    }
 
     #[test]
     fn good_lines_become_json_with_line_and_offset() {
