@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use backon::Retryable;
 use sd_notify::NotifyState;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, watch};
@@ -33,7 +34,7 @@ use crate::pipeline::shutdown::{self, EXIT_FORCED, Shutdown};
 use crate::pipeline::source::SourceParser;
 use crate::pipeline::writer::{RetryPolicy, Writer};
 use crate::pipeline::{self, Options, Shared, Sink, Stats};
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 use crate::tail::{StartFrom, Tailer, TailerHandle};
 
 const EXAMPLES: &str = "Examples:
@@ -302,18 +303,14 @@ fn report_status(shared: &Shared, watchdog: bool) {
 /// and Neon waking from scale-to-zero is just a slow connect. Errors that
 /// will not heal (a bad URL, a wrong password) end the daemon at once.
 async fn open_store(config: &Config) -> anyhow::Result<Store> {
-    let mut delay = Duration::from_millis(200);
-    loop {
-        match Store::open(&config.database).await {
-            Ok(store) => return Ok(store),
-            Err(e) if e.is_retryable() => {
-                warn!(error = %e, retry_in = ?delay, "database not reachable yet");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(config.database.retry_max_delay);
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
+    let policy = RetryPolicy::forever(config.database.retry_max_delay);
+    let store = (|| Store::open(&config.database))
+        .retry(policy.backoff())
+        .sleep(tokio::time::sleep)
+        .when(StoreError::is_retryable)
+        .notify(|e, delay| warn!(error = %e, retry_in = ?delay, "database not reachable yet"))
+        .await?;
+    Ok(store)
 }
 
 /// Gives the pipeline `timeout` to commit what was read, then exits the
