@@ -143,3 +143,23 @@ async fn migrations_are_idempotent_and_create_the_named_indexes() {
         .unwrap();
     assert_eq!(mode, "wal");
 }
+
+/// Processes that open a new SQLite file at once (the daemon starting while
+/// `query` runs) each migrate it; none may fail because another did first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_first_opens_of_an_sqlite_file_all_succeed() {
+    for _ in 0..5 {
+        let db = SqliteDatabase::create();
+        let opens: Vec<_> = (0..4)
+            .map(|_| {
+                let config = db.config();
+                tokio::spawn(async move { Store::open(&config).await.map(|_| ()) })
+            })
+            .collect();
+        for open in opens {
+            open.await
+                .unwrap()
+                .expect("a concurrent first open migrates or finds it done");
+        }
+    }
+}

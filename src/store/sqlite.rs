@@ -33,12 +33,27 @@ pub(super) async fn connect(config: &DatabaseConfig) -> Result<SqlitePool, Store
         .busy_timeout(config.statement_timeout);
     let path = options.get_filename().display().to_string();
 
-    SqlitePoolOptions::new()
-        .max_connections(4)
-        .acquire_timeout(config.connect_timeout)
-        .connect_with(options)
-        .await
-        .map_err(|e| classify(e, &path))
+    // Switching a new file to WAL takes a lock that the busy timeout does
+    // not cover: another process opening it at the same moment gets
+    // SQLITE_BUSY at once. That passes as soon as the other is done.
+    let mut attempt = 1;
+    loop {
+        let result = SqlitePoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(config.connect_timeout)
+            .connect_with(options.clone())
+            .await
+            .map_err(|e| classify(e, &path));
+        match result {
+            Err(e) if e.is_retryable() && attempt < MIGRATE_ATTEMPTS => {
+                tracing::debug!(attempt, error = %e, "SQLite file busy at open; again");
+                tokio::time::sleep(std::time::Duration::from_millis(100 * u64::from(attempt)))
+                    .await;
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
 }
 
 /// Opens an existing file for reading only, without the write-ahead log's
@@ -59,8 +74,33 @@ pub(super) async fn connect_read_only(config: &DatabaseConfig) -> Result<SqliteP
         .map_err(|e| classify(e, &path))
 }
 
+/// Attempts at opening or migrating while another process opens or
+/// migrates the same file.
+const MIGRATE_ATTEMPTS: u32 = 5;
+
 pub(super) async fn migrate(pool: &SqlitePool) -> Result<(), StoreError> {
-    MIGRATOR.run(pool).await.map_err(|e| {
+    // SQLite has no migration lock: two processes opening a new file at once
+    // (the daemon starting while `query` runs) both apply the first
+    // migration, and the second to record it fails on the unique version.
+    // Its statements are idempotent, so running again finds the work done.
+    let mut attempt = 1;
+    let result = loop {
+        let result = MIGRATOR.run(pool).await;
+        let raced = result.as_ref().is_err_and(|e| {
+            let reason = e.to_string();
+            reason.contains("_sqlx_migrations") || reason.contains("database is locked")
+        });
+        if !raced || attempt == MIGRATE_ATTEMPTS {
+            break result;
+        }
+        tracing::debug!(
+            attempt,
+            "another process is migrating the SQLite file; again"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100 * u64::from(attempt))).await;
+        attempt += 1;
+    };
+    result.map_err(|e| {
         let reason = e.to_string();
         if reason.contains("readonly") {
             StoreError::ReadOnly {
