@@ -1,5 +1,5 @@
 //! Round trip: random records written the way Squid writes them, for random
-//! format strings, parse back to the same fields.
+//! format strings, parse back to the same fields and enrich to the same record.
 //!
 //! Everything Squid decides is worked out here from its documented rules,
 //! not from the crate: the effective encoding of each code (an explicit
@@ -17,13 +17,18 @@
 //! otherwise.
 
 use chrono::{DateTime, FixedOffset, Utc};
+use egress_audit::config::Config;
+use egress_audit::enrich::Enricher;
 use egress_audit::parse::{Encoding, Fields, LineFormat, Number, Slot};
+use egress_audit::record::Record;
 use proptest::prelude::*;
 
 /// What a generated field logs.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Kind {
     Header,
+    /// `%{X-Bot-Name}>h` the first time it appears, a plain header after.
+    Bot,
     User,
     Client,
     Result,
@@ -37,6 +42,7 @@ enum Kind {
 
 const KINDS: &[Kind] = &[
     Kind::Header,
+    Kind::Bot,
     Kind::User,
     Kind::Client,
     Kind::Result,
@@ -133,13 +139,16 @@ fn item() -> impl Strategy<Value = Item> {
 }
 
 fn is_text(kind: Kind) -> bool {
-    matches!(kind, Kind::Header | Kind::User | Kind::Method | Kind::Url)
+    matches!(
+        kind,
+        Kind::Header | Kind::Bot | Kind::User | Kind::Method | Kind::Url
+    )
 }
 
 /// The code text of one item, with `header` naming a header code.
 fn code_of(item: &Item, header: &str) -> String {
     let name = match item.kind {
-        Kind::Header => format!("{{{header}}}>h"),
+        Kind::Header | Kind::Bot => format!("{{{header}}}>h"),
         Kind::User => "un".into(),
         Kind::Client => ">a".into(),
         Kind::Result => "Ss".into(),
@@ -384,7 +393,7 @@ fn value_of(item: &Item, spot: &Spot) -> Option<Vec<u8>> {
         Kind::Status => (number % 1000).to_string(),
         Kind::Reply | Kind::Request | Kind::Latency => number.to_string(),
         Kind::Url => return Some(text_value(seed, "http://h.example/", spot)),
-        Kind::Header | Kind::User | Kind::Method => {
+        Kind::Header | Kind::Bot | Kind::User | Kind::Method => {
             return Some(text_value(seed, "", spot));
         }
     };
@@ -487,7 +496,17 @@ struct Built {
 }
 
 fn build(items: &[Item], time: Time) -> Built {
-    let headers: Vec<String> = (0..items.len()).map(|index| format!("H{index}")).collect();
+    let mut headers = Vec::new();
+    let mut bot_named = false;
+    for (index, item) in items.iter().enumerate() {
+        let name = if item.kind == Kind::Bot && !bot_named {
+            bot_named = true;
+            "X-Bot-Name".to_string()
+        } else {
+            format!("H{index}")
+        };
+        headers.push(name);
+    }
     let body: Vec<String> = items
         .iter()
         .zip(&headers)
@@ -559,7 +578,7 @@ fn read_back(fields: &Fields<'_>, item: &Item, header: &str) -> Option<Vec<u8>> 
     let slot = |s| fields.value(s).map(|v| v.bytes().into_owned());
     let number = |n| fields.number(n).map(|v| v.to_string().into_bytes());
     match item.kind {
-        Kind::Header => fields.header(header).map(|v| v.into_owned()),
+        Kind::Header | Kind::Bot => fields.header(header).map(|v| v.into_owned()),
         Kind::User => slot(Slot::User),
         Kind::Client => slot(Slot::Client),
         Kind::Result => slot(Slot::ResultCode),
@@ -575,7 +594,77 @@ fn read_back(fields: &Fields<'_>, item: &Item, header: &str) -> Option<Vec<u8>> 
 /// Whether a later item of the same kind overwrites item `index`'s slot.
 fn is_shadowed(items: &[Item], index: usize) -> bool {
     let kind = items[index].kind;
-    kind != Kind::Header && items[index + 1..].iter().any(|i| i.kind == kind)
+    !matches!(kind, Kind::Header | Kind::Bot) && items[index + 1..].iter().any(|i| i.kind == kind)
+}
+
+/// The value the last item of `kind` logged (the one the parser keeps, and
+/// so the one the record holds).
+fn last<'v>(items: &[Item], values: &'v [Option<Vec<u8>>], kind: Kind) -> Option<&'v [u8]> {
+    let at = items.iter().rposition(|i| i.kind == kind)?;
+    values[at].as_deref()
+}
+
+/// Generated text is UTF-8 by construction.
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8(bytes.to_vec()).unwrap()
+}
+
+/// A generated number, from the digits it was logged as.
+fn number(bytes: Option<&[u8]>) -> Option<i64> {
+    bytes.map(|b| text(b).parse().unwrap())
+}
+
+/// The columns the enricher should fill, from what was generated: the bot
+/// header's value, else the user name, else `unknown` (cut to 64 chars); the
+/// method cut to 10 chars; status 0 as no status; the URL decoded, or empty
+/// when missing; the time to the precision the line carries.
+fn check_record(record: &Record, items: &[Item], built: &Built, time: Time) {
+    let values = &built.values;
+    let bot_header = built
+        .headers
+        .iter()
+        .position(|h| h == "X-Bot-Name")
+        .and_then(|at| values[at].as_deref())
+        .map(text);
+    let user = last(items, values, Kind::User).map(text);
+    let bot: String = bot_header
+        .or(user)
+        .unwrap_or_else(|| "unknown".into())
+        .chars()
+        .take(64)
+        .collect();
+    let method = last(items, values, Kind::Method).map(|m| text(m).chars().take(10).collect());
+    let status = number(last(items, values, Kind::Status)).filter(|s| *s != 0);
+    let url = last(items, values, Kind::Url).map(text).unwrap_or_default();
+    let context = format!("{}\n{}", built.spec, String::from_utf8_lossy(&built.line));
+    assert_eq!(record.bot_name, bot, "bot_name\n{context}");
+    assert_eq!(record.http_method, method, "http_method\n{context}");
+    assert_eq!(
+        record.status_code.map(i64::from),
+        status,
+        "status\n{context}"
+    );
+    assert_eq!(
+        record.response_size_bytes,
+        number(last(items, values, Kind::Reply)),
+        "reply size\n{context}"
+    );
+    assert_eq!(
+        record.request_size_bytes,
+        number(last(items, values, Kind::Request)),
+        "request size\n{context}"
+    );
+    assert_eq!(
+        record.latency_ms,
+        number(last(items, values, Kind::Latency)),
+        "latency\n{context}"
+    );
+    assert_eq!(record.destination_url, url, "url\n{context}");
+    assert_eq!(
+        record.created_at.timestamp_millis(),
+        time.millis(),
+        "created_at\n{context}"
+    );
 }
 
 fn time() -> impl Strategy<Value = Time> {
@@ -623,6 +712,9 @@ proptest! {
                 "item {} ({:?}) of\n{}", index, built.encodings[index], context
             );
         }
+        let enricher = Enricher::new(&Config::default(), "roundtrip", None).unwrap();
+        let record = enricher.record(&fields, 1, 0).unwrap();
+        check_record(&record, &items, &built, time);
     }
 }
 
