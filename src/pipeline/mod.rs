@@ -360,7 +360,9 @@ async fn store_rejects(
         .retry(writer.policy().backoff())
         .sleep(tokio::time::sleep)
         .when(|e: &StoreError| !e.is_row_level())
-        .notify(|e, delay| warn!(error = %e, retry_in = ?delay, "storing dead letters failed; retrying"))
+        .notify(|e, delay| {
+            warn!(error = %e, retry_in = ?delay, "storing dead letters failed; retrying");
+        })
         .await;
     if let Err(e) = result {
         error!(error = %e, rows = rejects.len(), "dead letters could not be stored");
