@@ -629,16 +629,24 @@ fn real_squid_lines_parse_back_to_what_was_sent() {
     check_status_000(&squid);
 }
 
-/// Requests Squid refuses before forwarding, sent last because an over-long
-/// one breaks the built-in logs (Squid 5 cuts the record and its newline).
-fn check_rejected_requests(squid: &Squid, logged: usize) {
-    // Junk on the proxy port: the first word is logged as the method.
+/// The end of a request line and headers that ask Squid to close afterwards.
+const CLOSE: &str = "HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+
+/// Sends `request` to Squid as it is and reads the answer until Squid closes.
+fn exchange(squid: &Squid, request: &[u8]) {
     let mut stream = TcpStream::connect(("127.0.0.1", squid.port)).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
-    stream.write_all(b"FOO BAR\r\n\r\n").unwrap();
+    stream.write_all(request).unwrap();
     let _ = stream.read_to_end(&mut Vec::new());
+}
+
+/// Requests Squid refuses before forwarding, sent last because an over-long
+/// one breaks the built-in logs (Squid 5 cuts the record and its newline).
+fn check_rejected_requests(squid: &Squid, logged: usize) {
+    // Junk on the proxy port: the first word is logged as the method.
+    exchange(squid, b"FOO BAR\r\n\r\n");
     wait_for_lines(&squid.dir, logged + 1);
     let native = records(&squid.dir, "native", "squid");
     let junk = &native.last().unwrap().0;
@@ -650,13 +658,7 @@ fn check_rejected_requests(squid: &Squid, logged: usize) {
     // A URL over 8 KiB is refused with 400; the custom format's record is cut
     // at 8191 bytes and keeps its newline.
     let long = format!("http://127.0.0.1:9/{}", "a".repeat(9000));
-    let mut stream = TcpStream::connect(("127.0.0.1", squid.port)).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let request = format!("GET {long} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).unwrap();
-    let _ = stream.read_to_end(&mut Vec::new());
+    exchange(squid, format!("GET {long} {CLOSE}").as_bytes());
     let log = squid.dir.join("botsraw.log");
     wait_for(Duration::from_secs(10), "the long URL to be logged", || {
         std::fs::read(&log)
@@ -741,13 +743,7 @@ fn check_failed_connections(squid: &Squid) {
         ("GET", "http://127.0.0.1:1/refused"),
         ("CONNECT", "127.0.0.1:1"),
     ] {
-        let mut stream = TcpStream::connect(("127.0.0.1", squid.port)).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        let request = format!("{method} {url} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-        stream.write_all(request.as_bytes()).unwrap();
-        let _ = stream.read_to_end(&mut Vec::new());
+        exchange(squid, format!("{method} {url} {CLOSE}").as_bytes());
     }
     wait_for(Duration::from_secs(10), "the refused connections", || {
         count_lines(&squid.dir, "errs") >= before + 2
@@ -808,15 +804,10 @@ fn check_raw_bytes_in_urls(squid: &Squid, origin: u16) {
     ];
     let before = count_lines(&squid.dir, "native");
     for path in paths {
-        let mut stream = TcpStream::connect(("127.0.0.1", squid.port)).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
         let mut request = format!("GET http://127.0.0.1:{origin}").into_bytes();
         request.extend_from_slice(path);
-        request.extend_from_slice(b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-        stream.write_all(&request).unwrap();
-        let _ = stream.read_to_end(&mut Vec::new());
+        request.extend_from_slice(format!(" {CLOSE}").as_bytes());
+        exchange(squid, &request);
     }
     wait_for(Duration::from_secs(10), "the raw URLs to be logged", || {
         count_lines(&squid.dir, "native") >= before + 2

@@ -4,12 +4,28 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::{PgDatabase, known_rows, proxy::Proxy};
-use egress_audit::pipeline::writer::{RetryPolicy, Writer};
-use egress_audit::store::Store;
+use egress_audit::pipeline::writer::{RetryPolicy, WriteReport, Writer};
+use egress_audit::store::{Store, StoreError};
 use sqlx::{Connection, Executor, PgConnection};
+
+/// Retries every 50 to 200 ms without end, so a test sees them soon.
+const QUICK_RETRIES: RetryPolicy = RetryPolicy {
+    min_delay: Duration::from_millis(50),
+    max_delay: Duration::from_millis(200),
+    max_retries: None,
+};
+
+/// Writes the known rows on a task of its own, for a test to watch.
+fn write_in_background(
+    writer: &Arc<Writer>,
+) -> tokio::task::JoinHandle<Result<WriteReport, StoreError>> {
+    let writer = writer.clone();
+    tokio::spawn(async move { writer.write(&known_rows()).await })
+}
 
 #[tokio::test]
 async fn rows_the_database_refuses_are_split_out_and_the_rest_committed() {
@@ -49,19 +65,11 @@ async fn an_outage_is_retried_until_the_database_is_back() {
     config.url = via;
     config.connect_timeout = Duration::from_millis(500);
     let store = Store::connect(&config).await.unwrap();
-    let policy = RetryPolicy {
-        min_delay: Duration::from_millis(50),
-        max_delay: Duration::from_millis(200),
-        max_retries: None,
-    };
-    let writer = std::sync::Arc::new(Writer::new(store, policy));
+    let writer = Arc::new(Writer::new(store, QUICK_RETRIES));
     writer.write(&known_rows()[..2]).await.unwrap();
 
     proxy.cut();
-    let pending = {
-        let writer = writer.clone();
-        tokio::spawn(async move { writer.write(&known_rows()).await })
-    };
+    let pending = write_in_background(&writer);
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(
         !pending.is_finished(),
@@ -96,19 +104,11 @@ async fn a_write_refused_for_every_row_waits_instead_of_setting_rows_aside() {
     let mut config = db.config();
     config.url = url.to_string();
     let store = Store::connect(&config).await.unwrap();
-    let policy = RetryPolicy {
-        min_delay: Duration::from_millis(50),
-        max_delay: Duration::from_millis(200),
-        max_retries: None,
-    };
-    let writer = std::sync::Arc::new(Writer::new(store, policy));
+    let writer = Arc::new(Writer::new(store, QUICK_RETRIES));
 
     // Without INSERT every row is refused alike: that is the database's
     // state, not the rows' fault, so nothing may go to the dead letters.
-    let pending = {
-        let writer = writer.clone();
-        tokio::spawn(async move { writer.write(&known_rows()).await })
-    };
+    let pending = write_in_background(&writer);
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(
         !pending.is_finished(),
